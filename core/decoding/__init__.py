@@ -1,0 +1,1 @@
+"""Decoding loops: autoregressive baseline and retrieval-augmented speculative decoding."""

@@ -1,0 +1,240 @@
+"""The RAPID decoding loop (DESIGN.md steps 2-8): draft, verify, accept, crop, repeat.
+
+One function serves every mode: with no draft source each round drafts nothing and
+the target emits one token (the autoregressive baseline, `target` and `rag` modes);
+with eta = 0 it is plain lossless speculative decoding (`sd`); with eta > 0 the
+output follows the retrieval-augmented target distribution p_hat (`rapid`).
+
+Invariant at the start of a round: the target's KV cache holds every committed token
+but the last one, `last`, which the round's verify forward feeds first.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from core.config import DecodeConfig
+from core.decoding.drafters import LookupDrafter, ModelDrafter
+from core.decoding.lm import Sequence
+from core.decoding.sampling import one_hot
+from core.decoding.verify import verify
+from core.events import Calibrated, DraftSource, DraftStep
+
+CALIBRATION_STEPS = 3
+RECALIBRATE_GROWTH = 512  # re-measure the baseline step after this many new tokens
+
+
+@dataclass
+class LoopResult:
+    """Totals of one decoding run (filled in as the loop goes)."""
+
+    tokens: list[int]
+    stop_reason: str = "max_tokens"
+    rounds: int = 0
+    drafted: int = 0
+    accepted: int = 0
+    decode_s: float = 0.0
+    baseline_step_s: float = 0.0
+    first_token_s: float = 0.0  # decode time until the first emitted token
+
+
+class Detokenizer:
+    """Texts of tokens in context (byte-level BPE pieces only make sense in sequence)."""
+
+    def __init__(self, decode: Callable[[list[int]], str]) -> None:
+        self._decode = decode
+        self.ids: list[int] = []
+        self.text = ""
+
+    def preview(self, extra: list[int]) -> list[str]:
+        """Texts of `extra` tokens as if appended after the committed ones."""
+        out, prev = [], self.text
+        for j in range(1, len(extra) + 1):
+            cur = self._decode(self.ids + extra[:j])
+            out.append(cur[len(prev) :] if cur.startswith(prev) else cur[-1:])
+            prev = cur
+        return out
+
+    def commit(self, ids: list[int]) -> None:
+        self.ids.extend(ids)
+        self.text = self._decode(self.ids)
+
+
+def calibrate(target: Sequence, last: int, steps: int = CALIBRATION_STEPS) -> float:
+    """Median time of a one-token target step at the current context (then undone)."""
+    device = target_device(target)
+    ids = torch.tensor([last], device=device)
+    times = []
+    for _ in range(steps):
+        base = target.length
+        t0 = time.perf_counter()
+        target.forward(ids, "last")
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+        target.crop(base)
+    return statistics.median(times)
+
+
+def target_device(seq: Sequence) -> torch.device:
+    w = getattr(seq, "w", None)
+    if w is not None:
+        device: torch.device = w.device
+        return device
+    return torch.device(seq.model.device)  # type: ignore[attr-defined]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def decode(
+    target: Sequence,
+    last: int,
+    cfg: DecodeConfig,
+    *,
+    vocab: int,
+    eos_ids: frozenset[int],
+    detok: Detokenizer,
+    drafter: ModelDrafter | None = None,
+    lookup: LookupDrafter | None = None,
+    prompt_tail: list[int] | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
+    result: LoopResult | None = None,
+) -> Iterator[DraftStep | Calibrated]:
+    """Run rounds until EOS, `cfg.max_new_tokens` or `cancelled()`; totals go to `result`."""
+    res = result if result is not None else LoopResult(tokens=[])
+    device = target_device(target)
+    eta = cfg.effective_eta
+    generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    gamma = cfg.gamma
+    min_conf = 0.4 if cfg.adaptive_gamma else 0.0
+    context = [*(prompt_tail or [])[-8:], last]  # tail of committed tokens, for lookup
+    res.baseline_step_s = calibrate(target, last)
+    yield Calibrated(target.length + 1, res.baseline_step_s)
+    calibrated_at = target.length
+    while len(res.tokens) < cfg.max_new_tokens:
+        if cancelled():
+            res.stop_reason = "cancelled"
+            return
+        if target.length - calibrated_at >= RECALIBRATE_GROWTH:
+            res.baseline_step_s = calibrate(target, last)
+            calibrated_at = target.length
+            yield Calibrated(target.length + 1, res.baseline_step_s)
+        t0 = time.perf_counter()
+        remaining = cfg.max_new_tokens - len(res.tokens)
+        limit = max(0, min(gamma, remaining - 1))
+        # 1-2. Draft: cheap lookup first, then the drafter model.
+        drafts: list[int] = []
+        q_rows: list[Tensor] = []
+        source: DraftSource = "none"
+        if limit and lookup is not None:
+            drafts = lookup.propose(context, limit)
+            if drafts:
+                source = "lookup"
+                q_rows = [one_hot(d, vocab) for d in drafts]
+        d0 = drafter.seq.length + len(drafter.pending) if drafter is not None else 0
+        if limit and not drafts and drafter is not None:
+            drafts, q_rows = drafter.propose(limit, cfg.temperature, generator, min_conf)
+            source = "model"
+        t1 = time.perf_counter()
+        # 3. Verify: one target forward over [last, d_1 .. d_k].
+        base = target.length
+        logits = target.forward(torch.tensor([last, *drafts], device=device), "all")
+        p_draft = torch.stack(q_rows).to(logits.device) if q_rows else None
+        # 7. The bonus position's q: a model drafter consumes d_k (it must before the next
+        # round anyway); with eta = 0 p_hat = p there, so that forward is skipped.
+        q_bonus = None
+        if source == "model" and eta > 0 and drafter is not None:
+            q_bonus = _bonus_q_if_all_accepted(drafts, logits, p_draft, cfg, drafter)
+        v = verify(
+            drafts, p_draft, logits, q_bonus,
+            temperature=cfg.temperature, eta=eta, alpha=cfg.alpha, generator=generator,
+        )  # fmt: skip
+        # 8. Crop the target to the committed tokens: [last, d_1 .. d_accepted].
+        target.crop(base + 1 + v.accepted)
+        emitted = [*drafts[: v.accepted], v.token]
+        emitted, stop = _truncate(emitted, eos_ids, remaining)
+        _sync(device)
+        t2 = time.perf_counter()
+        if drafter is not None and stop is None:
+            if source == "model":
+                # The drafter consumed [pending, d_1 .. d_k-1] (and d_k for a bonus q):
+                # keep what was accepted, queue the rest of the emitted tokens.
+                keep = min(drafter.seq.length, d0 + v.accepted)
+                drafter.rollback(keep, emitted[keep - d0 :])
+            else:
+                drafter.pending.extend(emitted)
+        context = (context + emitted)[-8:]
+        n_acc = min(v.accepted, len(emitted))
+        token_id = emitted[-1] if len(emitted) > n_acc else None
+        texts = detok.preview(drafts[:n_acc] + ([] if token_id is None else [token_id]))
+        rejected_texts = detok.preview(drafts)[n_acc:] if n_acc < len(drafts) else []
+        detok.commit(emitted)
+        res.rounds += 1
+        res.drafted += len(drafts)
+        res.accepted += n_acc
+        res.tokens.extend(emitted)
+        if res.rounds == 1:
+            res.first_token_s = t2 - t0
+        res.decode_s += t2 - t0
+        last = emitted[-1] if emitted else last
+        yield DraftStep(
+            round=res.rounds,
+            drafted_ids=tuple(drafts),
+            drafted_texts=tuple(texts[:n_acc] + rejected_texts),
+            accepted=n_acc,
+            token_id=token_id,
+            token_text=texts[n_acc] if token_id is not None else "",
+            token_kind="target" if source == "none" else v.kind,
+            source=source,
+            p_target=v.p_target,
+            p_draft=v.p_draft,
+            p_hat=v.p_hat,
+            token_p_target=v.token_p_target,
+            token_p_hat=v.token_p_hat,
+            draft_s=t1 - t0,
+            verify_s=t2 - t1,
+            context_tokens=target.length + 1,
+        )
+        if stop is not None:
+            res.stop_reason = stop
+            return
+        if source == "model" and cfg.adaptive_gamma:
+            # transformers' heuristic: grow after a fully accepted draft, else shrink.
+            full = v.accepted == len(drafts)
+            gamma = min(cfg.gamma, gamma + 2) if full else max(1, gamma - 1)
+
+
+def _bonus_q_if_all_accepted(
+    drafts: list[int], logits: Tensor, p_draft: Tensor | None, cfg: DecodeConfig,
+    drafter: ModelDrafter,
+) -> Tensor | None:  # fmt: skip
+    """q_{k+1} when the whole draft will be accepted (greedy: decidable up front)."""
+    if cfg.temperature > 0:
+        # Sampling: acceptance is random; consuming d_k is cheap to undo via crop.
+        return drafter.bonus_q(drafts[-1], cfg.temperature)
+    from core.decoding.sampling import rapid_target_probs
+
+    _, p_hat = rapid_target_probs(logits[: len(drafts)], p_draft, 0.0, cfg.effective_eta, cfg.alpha)
+    if p_hat.argmax(dim=-1).tolist() == drafts:
+        return drafter.bonus_q(drafts[-1], cfg.temperature)
+    return None
+
+
+def _truncate(
+    emitted: list[int], eos_ids: frozenset[int], remaining: int
+) -> tuple[list[int], str | None]:
+    """Cut at the first EOS (kept) or at the token budget; say why the run stops."""
+    for i, t in enumerate(emitted):
+        if t in eos_ids:
+            return emitted[: i + 1], "eos"
+    if len(emitted) >= remaining:
+        return emitted[:remaining], "max_tokens"
+    return emitted, None

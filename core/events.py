@@ -1,0 +1,187 @@
+"""Typed events the engine yields; the CLI and GUI only render these.
+
+One event type per thing that happens. A decoding round is one `DraftStep`, carrying
+the texts of its tokens so that a view needs no tokenizer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+TokenKind = Literal["target", "correction", "bonus"]
+"""How the target's own token of a round came about: `target` = plain autoregressive
+step (no draft), `correction` = drawn after the first rejected draft token, `bonus` =
+drawn after all drafted tokens were accepted."""
+
+DraftSource = Literal["none", "lookup", "model"]
+
+
+@dataclass(frozen=True)
+class Status:
+    """A short line of what the engine is doing (loading a model, reading a PDF ...)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know about the answer (e.g. document truncated)."""
+
+    message: str
+    level: Literal["info", "warning"] = "info"
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    """A model is ready."""
+
+    role: Literal["target", "drafter"]
+    name: str
+    device: str
+    dtype: str
+    parameters: int
+    context_window: int
+    seconds: float
+    shared_with_target: bool = False
+
+
+@dataclass(frozen=True)
+class DocumentRead:
+    """A PDF was read into text."""
+
+    doc_id: str
+    title: str
+    pages: int
+    tokens: int  # in the target's tokenizer
+
+
+@dataclass(frozen=True)
+class PrefillProgress:
+    """Chunked prefill of one model's prompt; `cached` = served from the KV cache."""
+
+    role: Literal["target", "drafter"]
+    done_tokens: int
+    total_tokens: int
+    seconds: float
+    cached_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """A retrieved passage: where it is and how well it matched."""
+
+    doc_id: str
+    title: str
+    pages: tuple[int, ...]  # 1-based page numbers
+    score: float
+    text: str
+    tokens: int
+    start_char: int = 0  # character span in the document text
+    end_char: int = 0
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """The passages the drafter (and, for a long document, the target) will read."""
+
+    role: Literal["target", "drafter"]
+    chunks: tuple[ChunkRef, ...]
+    budget_tokens: int
+    context_tokens: int
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """Target's one-token step time at the current context (median of >= 3 steps)."""
+
+    context_tokens: int
+    step_s: float
+
+
+@dataclass(frozen=True)
+class DraftStep:
+    """One decoding round: drafted tokens, how many were accepted, the target's token.
+
+    Emitted tokens of the round = drafted[:accepted] + (token_id,), unless `token_id`
+    is None (the round ended at EOS or max tokens inside the accepted draft).
+    """
+
+    round: int
+    drafted_ids: tuple[int, ...]
+    drafted_texts: tuple[str, ...]
+    accepted: int
+    token_id: int | None
+    token_text: str
+    token_kind: TokenKind
+    source: DraftSource
+    p_target: tuple[float, ...]  # p(d_i) for each drafted token
+    p_draft: tuple[float, ...]  # q(d_i)
+    p_hat: tuple[float, ...]  # p_hat(d_i)
+    token_p_target: float  # p of the target's own token
+    token_p_hat: float
+    draft_s: float
+    verify_s: float
+    context_tokens: int  # target context length after the round
+
+    @property
+    def emitted_ids(self) -> tuple[int, ...]:
+        tail = () if self.token_id is None else (self.token_id,)
+        return self.drafted_ids[: self.accepted] + tail
+
+    @property
+    def emitted_texts(self) -> tuple[str, ...]:
+        tail = () if self.token_id is None else (self.token_text,)
+        return self.drafted_texts[: self.accepted] + tail
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The answer is complete; totals of the run."""
+
+    answer: str
+    mode: str
+    stop_reason: Literal["eos", "max_tokens", "cancelled"]
+    new_tokens: int
+    rounds: int
+    drafted: int
+    accepted: int
+    target_prefill_s: float
+    drafter_prefill_s: float
+    decode_s: float
+    end_to_end_s: float
+    baseline_step_s: float  # calibrated target one-token step (median)
+    chunks: tuple[ChunkRef, ...] = field(default_factory=tuple)
+    time_to_first_token_s: float = 0.0
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.drafted if self.drafted else 0.0
+
+    @property
+    def mean_accepted_length(self) -> float:
+        return self.accepted / self.rounds if self.rounds else 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.decode_s if self.decode_s > 0 else 0.0
+
+    @property
+    def speedup_estimate(self) -> float:
+        """Decode tok/s against the calibrated target-only step (an estimate)."""
+        if self.baseline_step_s <= 0 or self.decode_s <= 0:
+            return 0.0
+        return self.tokens_per_s * self.baseline_step_s
+
+
+Event = (
+    Status
+    | Notice
+    | ModelLoaded
+    | DocumentRead
+    | PrefillProgress
+    | Retrieved
+    | Calibrated
+    | DraftStep
+    | Finished
+)

@@ -1,0 +1,73 @@
+"""Prompts as [context prefix][question suffix] in the model's chat template.
+
+The context (whole document for the target, retrieved passages for the drafter)
+comes first so that its KV cache serves every later question. Prefix and suffix are
+tokenized separately: BPE merges across the boundary would change the prefix's
+tokens with each question and invalidate the cached prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+SYSTEM = (
+    "You answer questions about a document. Use only the document. "
+    "Answer in one or two short sentences."
+)
+_CTX = "\x00CTX\x00"
+_Q = "\x00Q\x00"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Token ids of a prompt, split at the question."""
+
+    prefix: tuple[int, ...]  # template head + context
+    suffix: tuple[int, ...]  # question + template tail (ends where the answer starts)
+
+    @property
+    def ids(self) -> list[int]:
+        return [*self.prefix, *self.suffix]
+
+    def __len__(self) -> int:
+        return len(self.prefix) + len(self.suffix)
+
+
+def _template_parts(tokenizer: Any) -> tuple[str, str, str]:
+    """(head, middle, tail) text around the context and the question."""
+    user = f"Document:\n{_CTX}\n\nQuestion: {_Q}"
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+        try:
+            text = tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+        except Exception:  # templates without a system role (e.g. Gemma)
+            messages = [{"role": "user", "content": f"{SYSTEM}\n\n{user}"}]
+            text = tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+    else:
+        text = f"{SYSTEM}\n\n{user}\nAnswer:"
+    head, rest = text.split(_CTX)
+    middle, tail = rest.split(_Q)
+    return head, middle, tail
+
+
+def template_overhead(tokenizer: Any) -> int:
+    """Tokens the template adds around an empty context and question."""
+    head, middle, tail = _template_parts(tokenizer)
+    return sum(len(tokenizer.encode(t, add_special_tokens=False)) for t in (head, middle + tail))
+
+
+def build_prompt(tokenizer: Any, context: str, question: str) -> Prompt:
+    """Tokenize `context` into the cacheable prefix and `question` into the suffix."""
+    head, middle, tail = _template_parts(tokenizer)
+    bos: list[int] = []
+    if getattr(tokenizer, "add_bos_token", False) and tokenizer.bos_token_id is not None:
+        if not head.startswith(tokenizer.bos_token or "\x00"):
+            bos = [tokenizer.bos_token_id]
+    prefix = bos + tokenizer.encode(head + context, add_special_tokens=False)
+    suffix = tokenizer.encode(middle + question + tail, add_special_tokens=False)
+    return Prompt(tuple(prefix), tuple(suffix))

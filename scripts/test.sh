@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Run every check CI runs: import contracts, ruff, mypy (core), then pytest.
+#
+#   ./scripts/test.sh                 full suite, slow tests included
+#   ./scripts/test.sh -m "not slow"   quick run (no real models, no long PDFs)
+#   ./scripts/test.sh tests/core -x   any pytest arguments are passed through
+#
+# As root with apt available it also installs the Debian packages some tests use:
+# r-doc-pdf (real long PDFs) and xvfb. Elsewhere it prints a note; the tests that
+# need those PDFs are skipped when they are absent. RAPIDQA_NO_APT=1 skips this step.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh
+
+if [[ -d .venv/bin ]]; then BIN=.venv/bin; else BIN=.venv/Scripts; fi
+
+say() { printf 'test: %s\n' "$*"; }
+
+# Debian packages for the tests (optional).
+debs=(r-doc-pdf xvfb)
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+    for deb in "${debs[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$deb")
+        fi
+    done
+else
+    missing=("${debs[@]}")
+fi
+if ((${#missing[@]})); then
+    if [[ "${RAPIDQA_NO_APT:-0}" != 1 && "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing Debian packages: ${missing[*]}"
+        if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                "${missing[@]}" >/dev/null; }; then
+            say "note: could not install ${missing[*]}; tests that need them will be skipped"
+        fi
+    else
+        say "note: ${missing[*]} not installed (needs root and apt); tests that need them will be skipped"
+    fi
+fi
+
+# Qt without a display.
+export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
+
+say "lint-imports"
+"$BIN/lint-imports"
+say "ruff check ."
+"$BIN/ruff" check .
+say "mypy core"
+"$BIN/mypy" core
+say "pytest $*"
+"$BIN/pytest" "$@"

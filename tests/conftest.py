@@ -1,0 +1,89 @@
+"""Shared fixtures: real PDFs built with PyMuPDF, and real manuals where installed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+
+import pytest
+
+MakePdf = Callable[..., Path]
+
+# Small first: `real_manual` takes the first one present, `long_manual` the last.
+_MANUALS = (
+    Path("/usr/share/doc/r-doc-pdf/manual/R-data.pdf"),  # 41 pages (Debian r-doc-pdf)
+    Path("/usr/share/doc/r-doc-pdf/manual/R-intro.pdf"),  # 113 pages
+    Path("/usr/share/doc/gnuplot/gnuplot.pdf"),  # 311 pages (gnuplot-doc)
+    Path("/usr/share/R/doc/manual/fullrefman.pdf"),  # 2,415 pages (r-doc-pdf)
+)
+
+
+@pytest.fixture(scope="session")
+def make_pdf(tmp_path_factory: pytest.TempPathFactory) -> MakePdf:
+    """A factory: `make_pdf(pages, name=..., password=..., image_pages=..., title=...)`.
+
+    Session-scoped so that module fixtures can use it; every PDF gets a folder of its
+    own under pytest's temporary directory.
+
+    Each string in `pages` is one page's text (explicit line breaks are kept; an empty
+    string leaves the page without text). `image_pages` (1-based) also get a drawn
+    frame and an embedded picture, like a scan. `password` encrypts the file with
+    AES-256 (as user password; the owner password differs).
+    """
+
+    def make(
+        pages: Sequence[str],
+        *,
+        name: str = "doc.pdf",
+        password: str | None = None,
+        image_pages: Collection[int] = (),
+        title: str | None = None,
+        fontsize: float = 11,
+    ) -> Path:
+        import pymupdf  # here, not at the top: the GPU machine has no PyMuPDF
+
+        doc = pymupdf.open()
+        for number, text in enumerate(pages, start=1):
+            page = doc.new_page()  # A4 portrait
+            if number in image_pages:
+                page.draw_rect(pymupdf.Rect(40, 40, 555, 800), color=(0, 0, 0), width=2)
+                picture = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 64, 64), False)
+                picture.set_rect(picture.irect, (120, 120, 120))
+                page.insert_image(pymupdf.Rect(100, 100, 495, 700), pixmap=picture)
+            if text:
+                room = page.insert_textbox(pymupdf.Rect(50, 50, 545, 790), text, fontsize=fontsize)
+                assert room >= 0, f"page {number}'s text does not fit on the page"
+        if title is not None:
+            doc.set_metadata({"title": title})
+        path = tmp_path_factory.mktemp("pdf") / name
+        if password is None:
+            doc.save(path)
+        else:
+            doc.save(
+                path,
+                encryption=pymupdf.PDF_ENCRYPT_AES_256,
+                user_pw=password,
+                owner_pw=password + "-owner",
+            )
+        doc.close()
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def real_manual() -> Path:
+    """The smallest installed real manual (R or gnuplot); skips when none is."""
+    for path in _MANUALS:
+        if path.is_file():
+            return path
+    pytest.skip("no real PDF manual installed (apt-get install r-doc-pdf or gnuplot-doc)")
+
+
+@pytest.fixture(scope="session")
+def long_manual() -> Path:
+    """The longest installed real manual; skips when none is."""
+    for path in reversed(_MANUALS):
+        if path.is_file():
+            return path
+    pytest.skip("no real PDF manual installed (apt-get install r-doc-pdf or gnuplot-doc)")

@@ -1,0 +1,324 @@
+"""Tests of core.bench: aggregation on synthetic runs, the run order, one real run."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from core.bench import (
+    BENCH_MODES,
+    RunRecord,
+    bench_modes,
+    format_table,
+    report_to_json,
+    run_speed_bench,
+    summarize,
+)
+from core.config import DecodeConfig
+from core.errors import ConfigError, QuestionError
+from core.events import Event, Finished, ModelLoaded, Notice, Status
+
+
+def fin(
+    mode: str = "target",
+    *,
+    new_tokens: int = 10,
+    decode_s: float = 1.0,
+    rounds: int | None = None,
+    drafted: int = 0,
+    accepted: int = 0,
+    ttft: float = 1.0,
+    prefill: float = 2.0,
+    e2e: float = 4.0,
+    answer: str = "an answer",
+) -> Finished:
+    return Finished(
+        answer=answer,
+        mode=mode,
+        stop_reason="max_tokens",
+        new_tokens=new_tokens,
+        rounds=new_tokens if rounds is None else rounds,
+        drafted=drafted,
+        accepted=accepted,
+        target_prefill_s=prefill,
+        drafter_prefill_s=0.0,
+        decode_s=decode_s,
+        end_to_end_s=e2e,
+        baseline_step_s=0.1,
+        time_to_first_token_s=ttft,
+    )
+
+
+def run(mode: str, q: int, r: int, finished: Finished) -> RunRecord:
+    cold = q == 0 and r == 0
+    return RunRecord(mode, q, r, finished, cold=cold, kv_reused=not cold)
+
+
+# --- pure aggregation ---------------------------------------------------------------
+
+
+def test_medians_and_ratio_to_target() -> None:
+    runs = [
+        run("target", 0, 0, fin(decode_s=1.0)),  # 10 tok/s
+        run("target", 0, 1, fin(decode_s=0.5)),  # 20 tok/s
+        run("target", 0, 2, fin(decode_s=2.0)),  # 5 tok/s   -> median 10
+        run("sd", 0, 0, fin("sd", decode_s=0.5, rounds=4, drafted=10, accepted=6)),  # 20
+        run("sd", 0, 1, fin("sd", decode_s=0.25, rounds=5, drafted=10, accepted=5)),  # 40
+        run("sd", 0, 2, fin("sd", decode_s=1.0, rounds=2, drafted=10, accepted=8)),  # 10
+    ]
+    s = summarize(runs)
+    assert s["target"].tokens_per_s == pytest.approx(10.0)
+    assert s["target"].ratio == pytest.approx(1.0)
+    assert s["sd"].tokens_per_s == pytest.approx(20.0)
+    assert s["sd"].ratio == pytest.approx(2.0)
+    assert s["sd"].acceptance_rate == pytest.approx(0.6)  # median of .6, .5, .8
+    assert s["sd"].mean_accepted_length == pytest.approx(1.5)  # median of 1.5, 1, 4
+    assert s["target"].acceptance_rate is None  # the baseline drafts nothing
+    assert s["target"].mean_accepted_length is None
+    assert s["sd"].runs == 3
+
+
+def test_ratio_uses_medians_not_means() -> None:
+    runs = [run("target", 0, i, fin(decode_s=d)) for i, d in enumerate((1.0, 1.0, 0.01))]
+    runs += [run("rapid", 0, i, fin("rapid", decode_s=0.5)) for i in range(3)]
+    s = summarize(runs)
+    assert s["target"].tokens_per_s == pytest.approx(10.0)  # the 1000 tok/s outlier ignored
+    assert s["rapid"].ratio == pytest.approx(2.0)
+
+
+def test_no_baseline_gives_no_ratio() -> None:
+    s = summarize([run("sd", 0, 0, fin("sd"))])
+    assert s["sd"].ratio is None
+
+
+def test_prefill_and_end_to_end_medians() -> None:
+    runs = [
+        run("target", q, 0, fin(prefill=p, e2e=e))
+        for q, (p, e) in enumerate([(10.0, 20.0), (0.5, 3.0), (0.4, 2.0)])
+    ]
+    s = summarize(runs)["target"]
+    assert s.target_prefill_s == pytest.approx(0.5)
+    assert s.end_to_end_s == pytest.approx(3.0)
+
+
+def test_second_question_ttft_is_warm_over_cold() -> None:
+    runs = [
+        run("target", 0, 0, fin(ttft=10.0)),  # cold
+        run("target", 1, 0, fin(ttft=1.0)),
+        run("target", 0, 1, fin(ttft=2.0)),
+        run("target", 1, 1, fin(ttft=3.0)),
+    ]
+    s = summarize(runs)["target"]
+    assert s.ttft_cold_s == pytest.approx(10.0)
+    assert s.ttft_warm_s == pytest.approx(2.0)
+    assert s.second_question_ttft == pytest.approx(0.2)
+
+
+def test_single_run_has_no_second_question_ttft() -> None:
+    s = summarize([run("target", 0, 0, fin(ttft=3.0))])["target"]
+    assert s.ttft_cold_s == pytest.approx(3.0)
+    assert s.ttft_warm_s is None and s.second_question_ttft is None
+
+
+def test_answers_compared_with_target_per_question_and_repeat() -> None:
+    runs = [
+        run("target", 0, 0, fin(answer="A")),
+        run("target", 1, 0, fin(answer="B")),
+        run("sd", 0, 0, fin("sd", answer="A")),
+        run("sd", 1, 0, fin("sd", answer="X")),
+        run("rapid", 0, 0, fin("rapid", answer="A")),
+        run("rapid", 1, 0, fin("rapid", answer="B")),
+    ]
+    s = summarize(runs)
+    assert (s["sd"].same_answer, s["sd"].compared) == (1, 2)
+    assert (s["rapid"].same_answer, s["rapid"].compared) == (2, 2)
+    assert s["target"].compared == 0
+
+
+def test_bench_modes_puts_target_first_and_validates() -> None:
+    assert bench_modes(["sd", "rapid"]) == ("target", "sd", "rapid")
+    assert bench_modes(["sd", "target", "sd"]) == ("target", "sd")
+    assert set(BENCH_MODES) >= {"target", "rag", "sd", "rapid", "hf-generate", "hf-lookup"}
+    with pytest.raises(ConfigError, match="nope"):
+        bench_modes(["nope"])
+
+
+# --- the run order, with a scripted engine ------------------------------------------------
+
+
+DEFAULT_DECODE = DecodeConfig()
+
+
+class ScriptedEngine:
+    """Answers every question instantly; records what it was asked, in order."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, ...]] = []
+
+    def load_models(self) -> Iterator[Event]:
+        self.log.append(("load",))
+        yield Status("loading")
+        yield ModelLoaded("target", "tiny", "cpu", "float32", 1000, 2048, 0.1)
+        yield ModelLoaded("drafter", "tiny", "cpu", "float32", 1000, 2048, 0.0, True)
+
+    def ask(
+        self,
+        question: str,
+        documents: Sequence[Path],
+        decode: DecodeConfig = DEFAULT_DECODE,
+        password: str | None = None,
+    ) -> Iterator[Event]:
+        self.log.append(("ask", decode.mode, question, str(decode.max_new_tokens)))
+        yield Notice("a notice")
+        drafted = 8 if decode.speculative else 0
+        yield fin(decode.mode, new_tokens=decode.max_new_tokens, drafted=drafted, accepted=4)
+
+    def hf_baseline(
+        self,
+        question: str,
+        documents: Sequence[Path],
+        kind: str,
+        max_new_tokens: int,
+        password: str | None = None,
+    ) -> Iterator[Event]:
+        self.log.append(("hf", kind, question, str(max_new_tokens)))
+        yield fin(kind, new_tokens=max_new_tokens)
+
+    def clear_kv_cache(self, memory: bool = True, disk: bool = False) -> None:
+        self.log.append(("clear", str(memory), str(disk)))
+
+
+def test_run_order_is_interleaved_with_warmup_and_cold_clears(tmp_path: Path) -> None:
+    engine = ScriptedEngine()
+    lines: list[str] = []
+    report = run_speed_bench(
+        engine,
+        tmp_path / "doc.pdf",
+        ["Q1", "Q2"],
+        ["sd", "hf-lookup"],
+        repeat=2,
+        max_new_tokens=7,
+        decode_base=DecodeConfig(),
+        log=lines.append,
+    )
+    log = engine.log
+    assert log[0] == ("load",)
+    assert log[1][:2] == ("ask", "sd") and log[1][3] == "4"  # short warm-up
+    timed = [e for e in log[2:] if e[0] != "clear"]
+    expected = [
+        (m, q) for _r in range(2) for q in ("Q1", "Q2") for m in ("target", "sd", "hf-lookup")
+    ]
+    assert [(e[1], e[2]) for e in timed] == expected
+    assert all(e[3] == "7" for e in timed)
+    # a cold clear (memory and disk) right before each mode's first run, and only then
+    clears = [i for i, e in enumerate(log) if e[0] == "clear"]
+    assert len(clears) == 3
+    assert all(log[i] == ("clear", "True", "True") for i in clears)
+    assert [log[i + 1][1] for i in clears] == ["target", "sd", "hf-lookup"]
+    assert report.modes == ("target", "sd", "hf-lookup")
+    assert len(report.runs) == 12
+    assert sum(r.cold for r in report.runs) == 3
+    assert report.machine.device == "cpu" and report.machine.drafter == "same as target"
+    assert report.summaries["sd"].acceptance_rate == pytest.approx(0.5)
+    assert any("a notice" in line for line in lines)
+
+
+def test_bench_rejects_bad_input(tmp_path: Path) -> None:
+    engine = ScriptedEngine()
+    with pytest.raises(QuestionError):
+        run_speed_bench(engine, tmp_path / "d.pdf", [" "], ["target"], 1, 4, DecodeConfig())
+    with pytest.raises(ConfigError):
+        run_speed_bench(engine, tmp_path / "d.pdf", ["q"], ["target"], 0, 4, DecodeConfig())
+
+
+def test_table_and_json(tmp_path: Path) -> None:
+    report = run_speed_bench(
+        ScriptedEngine(), tmp_path / "doc.pdf", ["Q1", "Q2"], ["rapid"], 1, 5, DecodeConfig()
+    )
+    table = format_table(report)
+    assert "torch threads" in table and "cpu" in table and "tiny" in table
+    rows = [line.split()[0] for line in table.splitlines()[6:8]]
+    assert rows == ["target", "rapid"]
+    data = report_to_json(report)
+    json.dumps(data, allow_nan=False)
+    assert set(data["modes"]) == {"target", "rapid"}
+    assert data["modes"]["target"]["ratio"] == pytest.approx(1.0)
+    for key in ("tokens_per_s", "ratio", "acceptance_rate", "mean_accepted_length"):
+        assert key in data["modes"]["rapid"]
+    assert len(data["runs"]) == 4
+
+
+# --- one real run on a tiny model ----------------------------------------------------------
+
+STORY = (
+    "The ship left the harbour at dawn. The sailors found a map in the captain's cabin. "
+    "The map showed an island to the south, where the ship went after three days at sea. "
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny Llama (SmolLM2 tokenizer) saved as a local model folder."""
+    models = pytest.importorskip("core.models")
+    loaded = models.tiny_llama()
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    loaded.model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-page PDF with a little text."""
+    import pymupdf
+
+    path = tmp_path_factory.mktemp("pdf") / "story.pdf"
+    doc = pymupdf.open()
+    for page_no in range(2):
+        page = doc.new_page()
+        page.insert_textbox(pymupdf.Rect(72, 72, 540, 760), f"Page {page_no + 1}. " + STORY * 2)
+    doc.save(path)
+    doc.close()
+    return path
+
+
+@pytest.mark.slow
+def test_real_bench_on_tiny_model(
+    tiny_model_dir: Path, tiny_pdf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path / "cache"))  # the bench clears the KV
+    api = pytest.importorskip("core.api")
+    from core.config import IndexConfig, ModelConfig
+
+    engine = api.Engine(ModelConfig(target=str(tiny_model_dir), device="cpu"), IndexConfig())
+    start = time.perf_counter()
+    report = run_speed_bench(
+        engine,
+        tiny_pdf,
+        ["What do the sailors find?", "Where does the ship go?"],
+        ["target", "sd"],
+        repeat=1,
+        max_new_tokens=12,
+        decode_base=DecodeConfig(gamma=4),
+    )
+    elapsed = time.perf_counter() - start
+    assert report.modes == ("target", "sd")
+    assert len(report.runs) == 4
+    s = report.summaries
+    assert s["target"].ratio == pytest.approx(1.0)
+    assert s["sd"].ratio is not None and s["sd"].ratio > 0
+    assert s["sd"].acceptance_rate is not None
+    assert s["target"].second_question_ttft is not None
+    # greedy sd (eta = 0) is lossless: the same answers as the target
+    assert s["sd"].compared == 2 and s["sd"].same_answer == 2
+    for mode in ("target", "sd"):
+        assert all(math.isfinite(v) for v in (s[mode].tokens_per_s, s[mode].end_to_end_s))
+    text = format_table(report)
+    assert "target" in text and "sd" in text
+    json.dumps(report_to_json(report), allow_nan=False)
+    print(f"real bench took {elapsed:.1f} s")
