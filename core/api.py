@@ -19,6 +19,7 @@ import torch
 from core.bench import SpeedReport, format_table, report_to_json, run_speed_bench
 from core.config import DecodeConfig, IndexConfig, ModelConfig, default_budget
 from core.decoding.drafters import LookupDrafter, ModelDrafter, trimmed_head_ids
+from core.decoding.fastlm import FastSequence
 from core.decoding.lm import Sequence as LMSequence
 from core.decoding.lm import SequenceFactory
 from core.decoding.rapid import Detokenizer, LoopResult, decode
@@ -37,7 +38,7 @@ from core.events import (
 from core.ingest import Document, read_pdf
 from core.kvstore import KVStore, prefix_key
 from core.models import LoadedModel, cache_dir, load_pair
-from core.prompts import Prompt, build_prompt, template_overhead
+from core.prompts import Prompt, build_prompt, context_token_spans, template_overhead
 from core.retrieve import InMemoryRetriever, join_chunks
 
 MAX_QUESTION_CHARS = 4000
@@ -71,6 +72,9 @@ class Engine:
         self._retriever: InMemoryRetriever | None = None
         self._cancel = threading.Event()
         self._live: _Live | None = None
+        # Learned verify-cost curves (n tokens -> ratio to a one-token step), per target
+        # model and context bucket, so each question starts from what earlier ones measured.
+        self._verify_costs: dict[tuple[str, int], dict[int, float]] = {}
         self.kv = KVStore(cache_dir() / "kv")
 
     # ----------------------------------------------------------------- control
@@ -231,38 +235,55 @@ class Engine:
         if cfg.speculative and drafter_prompt is not None:
             t_d = time.perf_counter()
             f = self._factory(drafter)
-            dseq = f.new(len(drafter_prompt) + cfg.max_new_tokens + 2 * cfg.gamma + 8)
-            ids = drafter_prompt.ids
-            ok = yield from self._prefill(dseq, ids[:-1], "drafter", cfg.prefill_chunk, 0)
-            if not ok:
-                yield self._cancelled(cfg, t_start)
-                return
-            head_ids = trimmed_head_ids(ids, f.vocab_size) if f.fast is not None else None
+            extra = cfg.max_new_tokens + 2 * cfg.gamma + 8
+            select = (
+                cfg.drafter_kv == "select" and drafter is target and not target_chunks
+                and isinstance(seq, FastSequence)
+            )  # fmt: skip
+            if select:
+                # Self-speculation: the drafter reads the retrieved passages straight
+                # from the target's prefilled KV cache (no prefill of its own).
+                assert isinstance(seq, FastSequence)
+                positions = _passage_positions(tok, full_text, docs, drafter_chunks, seq.length,
+                                               len(target_prompt.prefix))  # fmt: skip
+                dseq: LMSequence = FastSequence.select_from(seq, positions, extra)
+                prompt_ids = target_prompt.ids
+                d_ids = [prompt_ids[i] for i in positions.tolist()] + [prompt_ids[-1]]
+                yield PrefillProgress("drafter", len(d_ids), len(d_ids),
+                                      time.perf_counter() - t_d, len(d_ids))  # fmt: skip
+            else:
+                d_ids = drafter_prompt.ids
+                dseq = f.new(len(d_ids) + extra)
+                ok = yield from self._prefill(dseq, d_ids[:-1], "drafter", cfg.prefill_chunk, 0)
+                if not ok:
+                    yield self._cancelled(cfg, t_start)
+                    return
+            head_ids = trimmed_head_ids(d_ids, f.vocab_size) if f.fast is not None else None
             model_drafter = ModelDrafter(dseq, f.lm_head, target.model.config.vocab_size, head_ids)
-            model_drafter.pending = [ids[-1]]
+            model_drafter.pending = [d_ids[-1]]
             drafter_prefill_s = time.perf_counter() - t_d
             if cfg.lookup:
-                d_ctx = list(drafter_prompt.prefix)
-                lookup = LookupDrafter(
-                    [d_ctx, [t for d in docs for t in self._doc_tokens[d.doc_id]]]
-                )
+                doc_ids_all = [t for d in docs for t in self._doc_tokens[d.doc_id]]
+                sources = [list(target_prompt.suffix), d_ids, doc_ids_all]
+                lookup = LookupDrafter(sources, search_answer=cfg.effective_eta == 0)
 
         # Decode.
         detok = Detokenizer(lambda ids: str(tok.decode(ids, skip_special_tokens=True)))
         result = LoopResult(tokens=[])
         prompt_ids = target_prompt.ids
-        t_decode0 = time.perf_counter()
+        cost_key = (target.name, len(prompt_ids) // 2048)
         first_token_at = 0.0
         for ev in decode(
             seq, prompt_ids[-1], cfg,
             vocab=int(target.model.config.vocab_size), eos_ids=frozenset(target.eos_ids),
             detok=detok, drafter=model_drafter, lookup=lookup, prompt_tail=prompt_ids,
             cancelled=self._cancel.is_set, result=result,
+            cost_prior=self._verify_costs.get(cost_key),
         ):  # fmt: skip
             if not first_token_at and result.tokens:
                 first_token_at = time.perf_counter()
             yield ev
-        del t_decode0
+        self._verify_costs[cost_key] = result.verify_costs
         chunks = drafter_chunks or target_chunks
         yield Finished(
             answer=detok.text.strip(),
@@ -289,7 +310,11 @@ class Engine:
         )  # fmt: skip
 
     def _prefill(
-        self, seq: LMSequence, ids: list[int], role: Literal["target", "drafter"], chunk: int,
+        self,
+        seq: LMSequence,
+        ids: list[int],
+        role: Literal["target", "drafter"],
+        chunk: int,
         cached: int,
     ) -> Generator[Event, None, bool]:
         """Feed `ids` in chunks with progress; False if cancelled (sequence then invalid)."""
@@ -403,6 +428,33 @@ class Engine:
             end_to_end_s=time.perf_counter() - t_start, baseline_step_s=0.0,
             time_to_first_token_s=first - t_start,
         )  # fmt: skip
+
+
+def _passage_positions(
+    tok: Any, full_text: str, docs: list[Document], chunks: Sequence[ChunkRef],
+    cached: int, prefix_len: int,
+) -> torch.Tensor:  # fmt: skip
+    """Target-cache positions a KV-select drafter reads: the template head, the tokens
+    of the retrieved passages, and the question (everything after the prefix)."""
+    shift, offsets = context_token_spans(tok, full_text)
+    starts, pos = {}, 0
+    for d in docs:
+        pos += len(_doc_header(d, len(docs)))
+        starts[d.doc_id] = pos
+        pos += len(d.text) + 2
+    spans = sorted((starts[c.doc_id] + c.start_char, starts[c.doc_id] + c.end_char) for c in chunks)
+    keep = list(range(shift))
+    j = 0
+    for i, (s, e) in enumerate(offsets):
+        if s < 0:  # template head
+            keep.append(shift + i)
+            continue
+        while j < len(spans) and spans[j][1] <= s:
+            j += 1
+        if j < len(spans) and spans[j][0] < e:
+            keep.append(shift + i)
+    keep.extend(range(prefix_len, cached))
+    return torch.tensor(keep, dtype=torch.long)
 
 
 def _counter(tok: Any) -> Any:

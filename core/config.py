@@ -53,6 +53,10 @@ class DecodeConfig:
     budget: int | None = None  # drafter retrieval budget in tokens; None = DESIGN default
     lookup: bool = True  # n-gram lookup drafts from the retrieved text and the document
     prefill_chunk: int = 512  # tokens per prefill forward (progress + cancel granularity)
+    # Self-speculation: "select" = the drafter reads the retrieved passages' rows of the
+    # target's prefilled KV cache (no drafter prefill); "prefill" = it prefills its own
+    # prompt of the passages (DESIGN.md step 1; always used for a different drafter).
+    drafter_kv: Literal["select", "prefill"] = "select"
 
     @property
     def effective_eta(self) -> float:

@@ -61,6 +61,18 @@ def template_overhead(tokenizer: Any) -> int:
     return sum(len(tokenizer.encode(t, add_special_tokens=False)) for t in (head, middle + tail))
 
 
+def context_token_spans(tokenizer: Any, context: str) -> tuple[int, list[tuple[int, int]]]:
+    """(first context token's position, char span in `context` of each prefix token
+    from there on), for the prefix `build_prompt` makes of `context`."""
+    head, _, _ = _template_parts(tokenizer)
+    enc = tokenizer(head + context, add_special_tokens=False, return_offsets_mapping=True)
+    shift = len(build_prompt(tokenizer, "", "").prefix) - len(
+        tokenizer.encode(head, add_special_tokens=False)
+    )  # a BOS token the template does not write
+    offsets = [(s - len(head), e - len(head)) for s, e in enc["offset_mapping"]]
+    return shift, offsets
+
+
 def build_prompt(tokenizer: Any, context: str, question: str) -> Prompt:
     """Tokenize `context` into the cacheable prefix and `question` into the suffix."""
     head, middle, tail = _template_parts(tokenizer)

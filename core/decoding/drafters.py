@@ -19,16 +19,24 @@ from core.decoding.sampling import logits_to_probs, sample
 class LookupDrafter:
     """Proposes the continuation of the longest recent n-gram match (prompt lookup).
 
-    Sources, in order of preference: the retrieved passages (the drafter's context) and
-    the whole document. The answer itself is not searched: with eta > 0 a one-hot draft
-    gets up to +eta logits, and drafts copied from the answer's own past turn that boost
-    into repetition loops. A lookup draft was not sampled from a distribution, so its q
-    is one-hot (DESIGN.md step 2).
+    Sources, in order of preference: the question (answers restate it), the retrieved
+    passages (the drafter's context) and the whole document; with `search_answer`, the
+    answer so far as well. Leave that off when eta > 0: a one-hot draft gets up to +eta
+    logits, and drafts copied from the answer's own past turn that boost into repetition
+    loops. A lookup draft was not sampled from a distribution, so its q is one-hot
+    (DESIGN.md step 2).
     """
 
-    def __init__(self, sources: Seq[Seq[int]], max_ngram: int = 3, min_ngram: int = 2) -> None:
+    def __init__(
+        self,
+        sources: Seq[Seq[int]],
+        max_ngram: int = 3,
+        min_ngram: int = 2,
+        search_answer: bool = False,
+    ) -> None:
         self.max_ngram, self.min_ngram = max_ngram, min_ngram
-        self.texts: list[list[int]] = [list(s) for s in sources]
+        self.search_answer = search_answer
+        self.texts: list[list[int]] = [list(s) for s in sources] + [[]]  # [-1]: the answer
         # index[n][gram] -> list of (text, end position) where the n-gram ends
         self.index: list[dict[tuple[int, ...], list[tuple[int, int]]]] = [
             defaultdict(list) for _ in range(max_ngram + 1)
@@ -41,6 +49,16 @@ class LookupDrafter:
             for end in range(max(start, n), len(toks) + 1):
                 self.index[n][tuple(toks[end - n : end])].append((t, end))
 
+    def extend_answer(self, tokens: Seq[int]) -> None:
+        """Append emitted tokens to the searchable answer (with `search_answer`)."""
+        if not self.search_answer:
+            return
+        t = len(self.texts) - 1
+        answer = self.texts[t]
+        start = len(answer)
+        answer.extend(tokens)
+        self._index_range(t, answer, start + 1)  # only n-grams ending in the new tokens
+
     def propose(self, context: Seq[int], limit: int) -> list[int]:
         """Up to `limit` tokens continuing the longest n-gram that ends `context`."""
         for n in range(self.max_ngram, self.min_ngram - 1, -1):
@@ -49,7 +67,7 @@ class LookupDrafter:
             hits = self.index[n].get(tuple(context[-n:]))
             if not hits:
                 continue
-            # Prefer the passages, then the document; earlier occurrences first.
+            # Sources in the given order; earlier occurrences first.
             for t, end in sorted(hits):
                 cont = self.texts[t][end : end + limit]
                 if cont:

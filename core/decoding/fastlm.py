@@ -157,7 +157,9 @@ class KVCache:
 
 
 def _rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
-    # Same order of operations as HF's LlamaRMSNorm (fp32 statistics).
+    # HF's LlamaRMSNorm: fp32 statistics, then weight * x. One fused kernel for fp32.
+    if x.dtype == torch.float32:
+        return F.rms_norm(x, (x.shape[-1],), weight, eps)
     xf = x.float()
     xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
     return weight * xf.to(x.dtype)
@@ -180,6 +182,7 @@ def _short_block_attention(q: Tensor, k: Tensor, v: Tensor, n: int, scale: float
     group = heads // kv
     # Fold the `group` query heads of each KV head into the row axis: [KV, group * n, D].
     qq = (q * scale).view(n, kv, group, d).permute(1, 2, 0, 3).reshape(kv, group * n, d)
+    # scores: [KV, group * n, L]
     scores = torch.matmul(qq, k.transpose(1, 2))  # [KV, group * n, L]
     if n > 1:  # causal mask inside the new block only; the cached prefix is fully visible
         block = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
@@ -207,6 +210,25 @@ class FastSequence:
         self.w = weights
         self.cache = KVCache(weights, capacity)
         self.length = 0
+        self.offset = 0  # position of cache row i is i + offset (see `select_from`)
+
+    @classmethod
+    def select_from(cls, source: FastSequence, positions: Tensor, extra: int) -> FastSequence:
+        """A sequence whose cache holds `source`'s rows at `positions` (sorted), keeping
+        their original positions: new tokens continue at source.length.
+
+        This is a drafter that reads only the retrieved passages of the target's
+        prefilled document, with no prefill of its own (self-speculation). Keys were
+        rotated at their document positions; gaps between passages are gaps in the
+        positions, and the new tokens' positions follow the target's.
+        """
+        n = int(positions.shape[0])
+        seq = cls(source.w, n + extra)
+        seq.cache.k[:, :, :n].copy_(source.cache.k.index_select(2, positions))
+        seq.cache.v[:, :, :n].copy_(source.cache.v.index_select(2, positions))
+        seq.length = n
+        seq.offset = source.length - n
+        return seq
 
     def crop(self, length: int) -> None:
         """Forget every position from `length` on (a rejected draft's KV)."""
@@ -241,29 +263,34 @@ class FastSequence:
         end = start + n
         if end > self.cache.capacity:
             self.reserve(end + 256)
-        cos, sin = w.rope(start, n)
+        cos, sin = w.rope(start + self.offset, n)
         h = F.embedding(ids, w.embed)  # [n, hidden]
         nh, nkv, d = w.n_heads, w.n_kv, w.head_dim
         attend = _short_block_attention if n <= SHORT_BLOCK else _long_block_attention
         for i, layer in enumerate(w.layers):
             x = _rms_norm(h, layer.ln1, w.eps)
             qkv = F.linear(x, layer.qkv, layer.qkv_bias)  # [n, (H + 2 KV) * D]
-            q = qkv[:, : nh * d].view(n, nh, d)
-            k = qkv[:, nh * d : (nh + nkv) * d].view(n, nkv, d)
             v = qkv[:, (nh + nkv) * d :].view(n, nkv, d)
             if layer.q_norm is not None and layer.k_norm is not None:
-                q = _rms_norm(q, layer.q_norm, w.eps)
-                k = _rms_norm(k, layer.k_norm, w.eps)
-            q = _rotate(q, cos, sin)
-            k = _rotate(k, cos, sin)
+                q = _rotate(
+                    _rms_norm(qkv[:, : nh * d].view(n, nh, d), layer.q_norm, w.eps), cos, sin
+                )
+                k = _rotate(
+                    _rms_norm(qkv[:, nh * d : (nh + nkv) * d].view(n, nkv, d), layer.k_norm, w.eps),
+                    cos, sin,
+                )  # fmt: skip
+            else:  # rotate queries and keys in one go: [n, H + KV, D]
+                qk = _rotate(qkv[:, : (nh + nkv) * d].view(n, nh + nkv, d), cos, sin)
+                q, k = qk[:, :nh], qk[:, nh:]
             kc, vc = self.cache.k[i], self.cache.v[i]  # [KV, capacity, D]
             kc[:, start:end].copy_(k.transpose(0, 1))
             vc[:, start:end].copy_(v.transpose(0, 1))
             att = attend(q, kc[:, :end], vc[:, :end], n, w.scale)
-            h = h + F.linear(att, layer.o)
+            h = torch.addmm(h, att, layer.o.t())  # h + att @ W_o^T
             x = _rms_norm(h, layer.ln2, w.eps)
             gu = F.linear(x, layer.gate_up)  # [n, 2 I]
-            h = h + F.linear(F.silu(gu[:, : w.intermediate]) * gu[:, w.intermediate :], layer.down)
+            act = F.silu(gu[:, : w.intermediate]).mul_(gu[:, w.intermediate :])
+            h = torch.addmm(h, act, layer.down.t())
         self.length = end
         if logits == "none":
             return h[:0, :0]

@@ -11,10 +11,11 @@ but the last one, `last`, which the round's verify forward feeds first.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -27,6 +28,8 @@ from core.decoding.verify import verify
 from core.events import Calibrated, DraftSource, DraftStep
 
 CALIBRATION_STEPS = 3
+DRAFT_STEP_RATIO = 0.65  # self-drafter step / target step (same weights, shorter context)
+DRAFTER_MIN_CONFIDENCE = float(os.environ.get("RAPIDQA_MIN_CONF", "0.6"))
 RECALIBRATE_GROWTH = 512  # re-measure the baseline step after this many new tokens
 
 
@@ -42,6 +45,79 @@ class LoopResult:
     decode_s: float = 0.0
     baseline_step_s: float = 0.0
     first_token_s: float = 0.0  # decode time until the first emitted token
+    # Verify forward of n tokens / one-token step, as learned in this run (n -> ratio);
+    # pass it back as `cost_prior` so the next run starts from it.
+    verify_costs: dict[int, float] = field(default_factory=dict)
+
+
+class DraftPlanner:
+    """Chooses a draft length that maximises expected tokens per unit of target time.
+
+    Verify time per block size is learned online (a moving average of the measured
+    forward of n = k + 1 tokens), starting from an optimistic prior, so the loop finds
+    its machine's cost curve: on 2 CPU cores 2-3 rows cost ~1.1 one-token steps and 4+
+    rows ~1.4-1.8 (MKL's small-matrix kernels); on a GPU the curve is nearly flat.
+    Acceptance per token is a moving estimate per draft source. With acceptance a, a
+    draft of k tokens yields (1 - a^(k+1)) / (1 - a) tokens in expectation.
+    """
+
+    def __init__(self, cap: int, adaptive: bool, base_step_s: float) -> None:
+        self.cap, self.adaptive = cap, adaptive
+        self.base = base_step_s
+        self.cost: dict[int, float] = {}  # n -> seconds of a verify forward of n tokens
+        self.accept = {"lookup": 0.7, "model": 0.7}  # per-token acceptance estimates
+
+    def verify_cost(self, n: int) -> float:
+        if n in self.cost:
+            return self.cost[n]
+        return self.base * (1.0 + 0.03 * (n - 1))  # optimistic until measured
+
+    def observe(self, source: str, n: int, seconds: float, drafted: int, accepted: int) -> None:
+        self.cost[n] = seconds if n not in self.cost else 0.7 * self.cost[n] + 0.3 * seconds
+        if drafted and source in self.accept:
+            # accepted tokens over accept-or-reject decisions (one rejection per round)
+            trials = accepted + (1 if accepted < drafted else 0)
+            self.accept[source] = 0.6 * self.accept[source] + 0.4 * accepted / trials
+
+    def length(self, source: str, limit: int, draft_step_s: float = 0.0) -> int:
+        """Best k in [1, min(cap, limit)] (every k if not adaptive: the cap)."""
+        top = min(self.cap, limit)
+        if not self.adaptive or top <= 1:
+            return top
+        a = min(self.accept[source], 0.98)
+        best_k, best = 1, 0.0
+        for k in range(1, top + 1):
+            gain = (1 - a ** (k + 1)) / (1 - a)
+            rate = gain / (self.verify_cost(k + 1) + k * draft_step_s)
+            if rate > best * 1.02:  # prefer shorter on near-ties
+                best_k, best = k, rate
+        return best_k
+
+
+class DrafterGate:
+    """Skips the drafter model while it does not pay for itself.
+
+    A self-speculative draft step costs ~0.6 of a target step here (it reads the same
+    weights), so drafts must be accepted at a high rate to win. The gate keeps a moving
+    average of the acceptance rate and, below `floor`, lets the drafter run only every
+    `probe`-th round to notice when it becomes useful again.
+    """
+
+    def __init__(self, adaptive: bool, floor: float = 0.6, probe: int = 4) -> None:
+        self.adaptive, self.floor, self.probe = adaptive, floor, probe
+        self.rate = 1.0
+        self.skipped = 0
+
+    def open(self) -> bool:
+        if not self.adaptive or self.rate >= self.floor or self.skipped >= self.probe:
+            self.skipped = 0
+            return True
+        self.skipped += 1
+        return False
+
+    def update(self, drafted: int, accepted: int) -> None:
+        if drafted:
+            self.rate = 0.5 * self.rate + 0.5 * accepted / drafted
 
 
 class Detokenizer:
@@ -107,18 +183,22 @@ def decode(
     prompt_tail: list[int] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
     result: LoopResult | None = None,
+    cost_prior: dict[int, float] | None = None,
 ) -> Iterator[DraftStep | Calibrated]:
     """Run rounds until EOS, `cfg.max_new_tokens` or `cancelled()`; totals go to `result`."""
     res = result if result is not None else LoopResult(tokens=[])
     device = target_device(target)
     eta = cfg.effective_eta
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    gamma = cfg.gamma
-    min_conf = 0.4 if cfg.adaptive_gamma else 0.0
+    min_conf = DRAFTER_MIN_CONFIDENCE if cfg.adaptive_gamma else 0.0
+    gate = DrafterGate(cfg.adaptive_gamma)  # the drafter model
     context = [*(prompt_tail or [])[-8:], last]  # tail of committed tokens, for lookup
     res.baseline_step_s = calibrate(target, last)
     yield Calibrated(target.length + 1, res.baseline_step_s)
     calibrated_at = target.length
+    plan = DraftPlanner(cfg.gamma, cfg.adaptive_gamma, res.baseline_step_s)
+    plan.cost.update({n: r * res.baseline_step_s for n, r in (cost_prior or {}).items()})
+    plan.cost[1] = res.baseline_step_s
     while len(res.tokens) < cfg.max_new_tokens:
         if cancelled():
             res.stop_reason = "cancelled"
@@ -129,24 +209,30 @@ def decode(
             yield Calibrated(target.length + 1, res.baseline_step_s)
         t0 = time.perf_counter()
         remaining = cfg.max_new_tokens - len(res.tokens)
-        limit = max(0, min(gamma, remaining - 1))
+        limit = max(0, remaining - 1)
         # 1-2. Draft: cheap lookup first, then the drafter model.
         drafts: list[int] = []
         q_rows: list[Tensor] = []
         source: DraftSource = "none"
         if limit and lookup is not None:
-            drafts = lookup.propose(context, limit)
+            drafts = lookup.propose(context, plan.length("lookup", limit))
             if drafts:
                 source = "lookup"
                 q_rows = [one_hot(d, vocab) for d in drafts]
         d0 = drafter.seq.length + len(drafter.pending) if drafter is not None else 0
-        if limit and not drafts and drafter is not None:
-            drafts, q_rows = drafter.propose(limit, cfg.temperature, generator, min_conf)
+        if limit and not drafts and drafter is not None and gate.open():
+            draft_step = DRAFT_STEP_RATIO * res.baseline_step_s
+            drafts, q_rows = drafter.propose(
+                plan.length("model", limit, draft_step), cfg.temperature, generator, min_conf
+            )
             source = "model"
         t1 = time.perf_counter()
         # 3. Verify: one target forward over [last, d_1 .. d_k].
         base = target.length
+        tf = time.perf_counter()
         logits = target.forward(torch.tensor([last, *drafts], device=device), "all")
+        _sync(device)
+        forward_s = time.perf_counter() - tf
         p_draft = torch.stack(q_rows).to(logits.device) if q_rows else None
         # 7. The bonus position's q: a model drafter consumes d_k (it must before the next
         # round anyway); with eta = 0 p_hat = p there, so that forward is skipped.
@@ -171,6 +257,8 @@ def decode(
                 drafter.rollback(keep, emitted[keep - d0 :])
             else:
                 drafter.pending.extend(emitted)
+        if lookup is not None:
+            lookup.extend_answer(emitted)
         context = (context + emitted)[-8:]
         n_acc = min(v.accepted, len(emitted))
         token_id = emitted[-1] if len(emitted) > n_acc else None
@@ -206,10 +294,10 @@ def decode(
         if stop is not None:
             res.stop_reason = stop
             return
-        if source == "model" and cfg.adaptive_gamma:
-            # transformers' heuristic: grow after a fully accepted draft, else shrink.
-            full = v.accepted == len(drafts)
-            gamma = min(cfg.gamma, gamma + 2) if full else max(1, gamma - 1)
+        plan.observe(source, len(drafts) + 1, forward_s, len(drafts), v.accepted)
+        res.verify_costs = {n: c / plan.base for n, c in plan.cost.items()}
+        if source == "model":
+            gate.update(len(drafts), v.accepted)
 
 
 def _bonus_q_if_all_accepted(
