@@ -109,21 +109,32 @@ class Engine:
     def _factory(self, m: LoadedModel) -> SequenceFactory:
         key = id(m.model)
         if key not in self._factories:
-            self._factories[key] = SequenceFactory(m.model)
+            f = SequenceFactory(m.model)
+            if f.fast is not None and _fast_prefill(self.models_cfg.fast_prefill, m):
+                f.fast.use_fast_prefill(torch.bfloat16)
+            self._factories[key] = f
         return self._factories[key]
 
+    def _prefill_tag(self, m: LoadedModel) -> str:
+        f = self._factory(m)
+        return "" if f.fast is None else str(f.fast.prefill_dtype)
+
     # --------------------------------------------------------------- documents
-    def _read(self, path: Path, password: str | None) -> Generator[Event, None, Document]:
-        """Read (once) and index `path`; the generator's return value is the Document."""
+    def _open(self, path: Path, password: str | None) -> Document:
+        """Read a PDF's text once per file version (raises DocumentError at once)."""
         try:
             st = path.stat()
             cache_key = (str(path.resolve()), st.st_size, int(st.st_mtime_ns))
         except OSError:
             cache_key = (str(path), -1, -1)
         if cache_key not in self._docs:
-            yield Status(f"Reading {path.name} ...")
             self._docs[cache_key] = read_pdf(path, password)
-        doc = self._docs[cache_key]
+        return self._docs[cache_key]
+
+    def _read(self, path: Path, password: str | None) -> Generator[Event, None, Document]:
+        """Read (once) and index `path`; the generator's return value is the Document."""
+        yield Status(f"Reading {path.name} ...")
+        doc = self._open(path, password)
         assert self.target is not None
         if doc.doc_id not in self._doc_tokens:
             self._doc_tokens[doc.doc_id] = self.target.tokenizer.encode(
@@ -164,6 +175,8 @@ class Engine:
             raise QuestionError("No document to ask about. Add a PDF first.")
         self._cancel.clear()
         t_start = time.perf_counter()
+        for path in documents:  # a broken or locked PDF fails before any model loads
+            self._open(Path(path), password)
         yield from self.load_models()
         target, drafter = self.target, self.drafter
         assert target is not None and drafter is not None
@@ -343,7 +356,7 @@ class Engine:
         """A target sequence holding prompt[:-1]: the prefix from the live sequence or
         the KV store when possible, else prefilled (and stored)."""
         f = self._factory(target)
-        key = prefix_key(target.name, target.dtype, prompt.prefix)
+        key = prefix_key(target.name + self._prefill_tag(target), target.dtype, prompt.prefix)
         need = len(prompt) + cfg.max_new_tokens + cfg.gamma + 8
         live = self._live
         self._live = None  # invalid until this question's prefill completes
@@ -385,6 +398,8 @@ class Engine:
         question = _check_question(question)
         self._cancel.clear()
         t_start = time.perf_counter()
+        for path in documents:
+            self._open(Path(path), password)
         yield from self.load_models()
         target = self.target
         assert target is not None
@@ -455,6 +470,18 @@ def _passage_positions(
             keep.append(shift + i)
     keep.extend(range(prefix_len, cached))
     return torch.tensor(keep, dtype=torch.long)
+
+
+def _fast_prefill(setting: bool | None, m: LoadedModel) -> bool:
+    """bf16 prefill: as set, or (auto) for an fp32 model on a CPU with native bf16."""
+    if setting is not None:
+        return setting and m.dtype == torch.float32
+    if m.device.type != "cpu" or m.dtype != torch.float32:
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _counter(tok: Any) -> Any:

@@ -26,6 +26,10 @@ class ModelConfig:
     device: Literal["auto", "cuda", "cpu"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     threads: int | None = None  # CPU threads; None = torch's default (all cores)
+    # Read documents (prefill) in bf16 when the model runs in fp32 on a CPU with native
+    # bf16 (AMX / AVX512-BF16): ~2x faster; decoding stays fp32. None = auto, False =
+    # exact fp32 prefill (bit-for-bit the HF forward), True = always.
+    fast_prefill: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,43 @@ class FastWeights:
                 )
             )
         self._rotary = inner.rotary_emb
+        self.prefill_dtype: torch.dtype = self.dtype  # see `use_fast_prefill`
+        self._low: list[_Layer] | None = None
         self._cos = torch.empty(0, self.head_dim, device=self.device, dtype=self.dtype)
         self._sin = torch.empty(0, self.head_dim, device=self.device, dtype=self.dtype)
+
+    def use_fast_prefill(self, dtype: torch.dtype | None) -> None:
+        """Run prefill chunks (long blocks) with weights and attention in `dtype`
+        (bf16 on a CPU with AMX/AVX512-BF16: ~2x faster first read of a document).
+
+        The KV cache and every decode/verify step stay in the model's dtype, so all
+        modes still share one target; only the document's KV differs from an fp32
+        prefill by bf16 rounding. None restores full-precision prefill.
+        """
+        self.prefill_dtype = dtype or self.dtype
+        if self.prefill_dtype == self.dtype or self._low is not None:
+            return
+        lo = self.prefill_dtype
+        self._low = [
+            _Layer(
+                ln1=x.ln1,
+                qkv=x.qkv.to(lo),
+                qkv_bias=None if x.qkv_bias is None else x.qkv_bias.to(lo),
+                o=x.o.to(lo),
+                ln2=x.ln2,
+                gate_up=x.gate_up.to(lo),
+                down=x.down.to(lo),
+                q_norm=x.q_norm,
+                k_norm=x.k_norm,
+            )
+            for x in self.layers
+        ]
+
+    def layers_for(self, n: int) -> tuple[list[_Layer], torch.dtype]:
+        """The layer weights and compute dtype for a block of n tokens."""
+        if n > SHORT_BLOCK and self._low is not None and self.prefill_dtype != self.dtype:
+            return self._low, self.prefill_dtype
+        return self.layers, self.dtype
 
     @staticmethod
     def supports(model: Any) -> bool:
@@ -267,8 +302,11 @@ class FastSequence:
         h = F.embedding(ids, w.embed)  # [n, hidden]
         nh, nkv, d = w.n_heads, w.n_kv, w.head_dim
         attend = _short_block_attention if n <= SHORT_BLOCK else _long_block_attention
-        for i, layer in enumerate(w.layers):
-            x = _rms_norm(h, layer.ln1, w.eps)
+        layers, cdt = w.layers_for(n)
+        if cdt != w.dtype:
+            cos, sin = cos.to(cdt), sin.to(cdt)
+        for i, layer in enumerate(layers):
+            x = _rms_norm(h, layer.ln1, w.eps).to(cdt)
             qkv = F.linear(x, layer.qkv, layer.qkv_bias)  # [n, (H + 2 KV) * D]
             v = qkv[:, (nh + nkv) * d :].view(n, nkv, d)
             if layer.q_norm is not None and layer.k_norm is not None:
@@ -285,12 +323,21 @@ class FastSequence:
             kc, vc = self.cache.k[i], self.cache.v[i]  # [KV, capacity, D]
             kc[:, start:end].copy_(k.transpose(0, 1))
             vc[:, start:end].copy_(v.transpose(0, 1))
-            att = attend(q, kc[:, :end], vc[:, :end], n, w.scale)
-            h = torch.addmm(h, att, layer.o.t())  # h + att @ W_o^T
-            x = _rms_norm(h, layer.ln2, w.eps)
+            if cdt == w.dtype:
+                att = attend(q, kc[:, :end], vc[:, :end], n, w.scale)
+            else:  # fast prefill: attention in the low dtype too
+                att = attend(q, kc[:, :end].to(cdt), vc[:, :end].to(cdt), n, w.scale)
+            if cdt == w.dtype:
+                h = torch.addmm(h, att, layer.o.t())  # h + att @ W_o^T
+            else:
+                h = h + F.linear(att, layer.o).to(h.dtype)
+            x = _rms_norm(h, layer.ln2, w.eps).to(cdt)
             gu = F.linear(x, layer.gate_up)  # [n, 2 I]
             act = F.silu(gu[:, : w.intermediate]).mul_(gu[:, w.intermediate :])
-            h = torch.addmm(h, act, layer.down.t())
+            if cdt == w.dtype:
+                h = torch.addmm(h, act, layer.down.t())
+            else:
+                h = h + F.linear(act, layer.down).to(h.dtype)
         self.length = end
         if logits == "none":
             return h[:0, :0]

@@ -61,13 +61,18 @@ class DraftPlanner:
     draft of k tokens yields (1 - a^(k+1)) / (1 - a) tokens in expectation.
     """
 
-    def __init__(self, cap: int, adaptive: bool, base_step_s: float) -> None:
+    def __init__(self, cap: int, adaptive: bool, base_step_s: float, timed: bool = True) -> None:
         self.cap, self.adaptive = cap, adaptive
         self.base = base_step_s
+        # Untimed (sampling with a seed): a fixed curve, so that the draft path, and with
+        # it the sampled answer, depends on the seed alone and not on machine load.
+        self.timed = timed
         self.cost: dict[int, float] = {}  # n -> seconds of a verify forward of n tokens
         self.accept = {"lookup": 0.7, "model": 0.7}  # per-token acceptance estimates
 
     def verify_cost(self, n: int) -> float:
+        if not self.timed:
+            return self.base * (1.0 + 0.1 * (n - 1))
         if n in self.cost:
             return self.cost[n]
         return self.base * (1.0 + 0.03 * (n - 1))  # optimistic until measured
@@ -196,7 +201,9 @@ def decode(
     res.baseline_step_s = calibrate(target, last)
     yield Calibrated(target.length + 1, res.baseline_step_s)
     calibrated_at = target.length
-    plan = DraftPlanner(cfg.gamma, cfg.adaptive_gamma, res.baseline_step_s)
+    plan = DraftPlanner(
+        cfg.gamma, cfg.adaptive_gamma, res.baseline_step_s, timed=cfg.temperature <= 0
+    )
     plan.cost.update({n: r * res.baseline_step_s for n, r in (cost_prior or {}).items()})
     plan.cost[1] = res.baseline_step_s
     while len(res.tokens) < cfg.max_new_tokens:

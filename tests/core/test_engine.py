@@ -1,0 +1,170 @@
+"""The Engine facade end to end: real PDFs, real retrieval, a tiny real model.
+
+The tiny model is random, so answers are gibberish; what is tested is the machinery:
+KV reuse (memory and disk), cancellation, window overflow, both drafter contexts, the
+lossless property of `sd` through the whole engine, and user errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from core.api import Engine
+from core.config import DecodeConfig, ModelConfig
+from core.errors import ConfigError, DocumentError, QuestionError
+from core.events import DraftStep, Event, Finished, Notice, PrefillProgress, Retrieved
+from core.models import tiny_llama
+
+PARAGRAPHS = [
+    "The Ostrava tide gauge was installed in 1903 by the harbour board. It records the water "
+    "level every six minutes and has done so, with two breaks, for more than a century.",
+    "Keeper Ilse Marten kept the gauge log from 1921 to 1950. Her notebooks describe the storm "
+    "surge of 12 February 1938, when the water rose 2.4 metres above the predicted tide.",
+    "The gauge well is a vertical pipe of cast iron, 60 centimetres wide, connected to the sea "
+    "by a narrow inlet that damps the waves so that only the slow rise and fall remains.",
+    "In 1987 the float and chart recorder were replaced by a pressure sensor and a data logger, "
+    "and the readings have been sent by radio to the weather service ever since.",
+]
+QUESTION = "Who kept the gauge log?"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    loaded = tiny_llama(seed=0)
+    folder = tmp_path_factory.mktemp("tiny")
+    loaded.model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pdf(make_pdf: Callable[..., Path]) -> Path:
+    pages = ["\n\n".join(PARAGRAPHS[i % 4] for i in range(p, p + 6)) for p in range(6)]
+    return make_pdf(pages, name="gauge.pdf", title="The Ostrava tide gauge")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path / "cache"))
+
+
+def _ask(engine: Engine, pdf: Path, **kw: object) -> tuple[Finished, list[Event]]:
+    events = list(engine.ask(QUESTION, [pdf], DecodeConfig(**kw)))  # type: ignore[arg-type]
+    fin = events[-1]
+    assert isinstance(fin, Finished)
+    return fin, events
+
+
+def _cached(events: list[Event]) -> int:
+    return max((e.cached_tokens for e in events if isinstance(e, PrefillProgress)
+                and e.role == "target"), default=0)  # fmt: skip
+
+
+def test_sd_equals_target_through_the_engine(model_dir: Path, pdf: Path) -> None:
+    engine = Engine(ModelConfig(target=str(model_dir)))
+    base, _ = _ask(engine, pdf, mode="target", max_new_tokens=24)
+    for drafter_kv in ("select", "prefill"):
+        sd, events = _ask(engine, pdf, mode="sd", max_new_tokens=24, drafter_kv=drafter_kv)
+        assert sd.answer == base.answer
+        assert sd.new_tokens == base.new_tokens
+        retrieved = [e for e in events if isinstance(e, Retrieved) and e.role == "drafter"]
+        assert retrieved and retrieved[0].chunks
+        assert all(c.pages for c in retrieved[0].chunks)
+    assert base.speedup_estimate > 0 and base.baseline_step_s > 0
+
+
+def test_second_question_reuses_the_document_kv(model_dir: Path, pdf: Path) -> None:
+    engine = Engine(ModelConfig(target=str(model_dir)))
+    first, ev1 = _ask(engine, pdf, mode="target", max_new_tokens=4)
+    second, ev2 = _ask(engine, pdf, mode="target", max_new_tokens=4)
+    assert _cached(ev1) == 0
+    assert _cached(ev2) > 0
+    assert second.answer == first.answer
+    # A new engine (the app reopened) finds the prefix on disk.
+    third, ev3 = _ask(Engine(ModelConfig(target=str(model_dir))), pdf, mode="target",
+                      max_new_tokens=4)  # fmt: skip
+    assert _cached(ev3) == _cached(ev2)
+    assert third.answer == first.answer
+
+
+def test_cancel_during_decode_then_ask_again(model_dir: Path, pdf: Path) -> None:
+    engine = Engine(ModelConfig(target=str(model_dir)))
+    fresh, _ = _ask(Engine(ModelConfig(target=str(model_dir))), pdf, mode="sd",
+                    max_new_tokens=20)  # fmt: skip
+    steps = 0
+    fin = None
+    for ev in engine.ask(QUESTION, [pdf], DecodeConfig(mode="sd", max_new_tokens=20)):
+        if isinstance(ev, DraftStep):
+            steps += 1
+            if steps == 2:
+                engine.cancel()
+        fin = ev
+    assert isinstance(fin, Finished) and fin.stop_reason == "cancelled"
+    again, _ = _ask(engine, pdf, mode="sd", max_new_tokens=20)
+    assert again.stop_reason != "cancelled"
+    assert again.answer == fresh.answer
+
+
+def test_cancel_during_prefill_then_ask_again(model_dir: Path, pdf: Path) -> None:
+    engine = Engine(ModelConfig(target=str(model_dir)))
+    events = []
+    for ev in engine.ask(QUESTION, [pdf], DecodeConfig(mode="target", max_new_tokens=8,
+                                                      prefill_chunk=64)):  # fmt: skip
+        events.append(ev)
+        if isinstance(ev, PrefillProgress) and ev.done_tokens < ev.total_tokens:
+            engine.cancel()
+    fin = events[-1]
+    assert isinstance(fin, Finished) and fin.stop_reason == "cancelled"
+    assert fin.new_tokens == 0
+    again, ev2 = _ask(engine, pdf, mode="target", max_new_tokens=8)
+    assert _cached(ev2) == 0  # the half-read prefix was not kept
+    fresh, _ = _ask(Engine(ModelConfig(target=str(model_dir))), pdf, mode="target",
+                    max_new_tokens=8)  # fmt: skip
+    assert again.answer == fresh.answer
+
+
+def test_document_longer_than_the_window(tmp_path: Path, model_dir: Path, pdf: Path) -> None:
+    small = tmp_path / "small-window"
+    small.mkdir()
+    for f in model_dir.iterdir():
+        (small / f.name).write_bytes(f.read_bytes())
+    config = json.loads((small / "config.json").read_text())
+    config["max_position_embeddings"] = 640
+    (small / "config.json").write_text(json.dumps(config))
+    engine = Engine(ModelConfig(target=str(small)))
+    fin, events = _ask(engine, pdf, mode="sd", max_new_tokens=16)
+    notices = [e for e in events if isinstance(e, Notice)]
+    assert any("window" in n.message for n in notices)
+    target_ctx = [e for e in events if isinstance(e, Retrieved) and e.role == "target"]
+    assert target_ctx and target_ctx[0].context_tokens <= 640
+    assert fin.new_tokens > 0
+
+
+def test_user_errors(model_dir: Path, pdf: Path, tmp_path: Path) -> None:
+    engine = Engine(ModelConfig(target=str(model_dir)))
+    with pytest.raises(QuestionError, match="empty"):
+        list(engine.ask("   ", [pdf]))
+    with pytest.raises(ConfigError, match="gamma"):
+        list(engine.ask(QUESTION, [pdf], DecodeConfig(gamma=0)))
+    with pytest.raises(ConfigError, match="temperature"):
+        list(engine.ask(QUESTION, [pdf], DecodeConfig(temperature=-1)))
+    with pytest.raises(DocumentError):
+        list(engine.ask(QUESTION, [tmp_path / "missing.pdf"]))
+    not_pdf = tmp_path / "notes.pdf"
+    not_pdf.write_text("just text")
+    with pytest.raises(DocumentError, match="not a PDF"):
+        list(engine.ask(QUESTION, [not_pdf]))
+    # The engine still works after errors.
+    fin, _ = _ask(engine, pdf, mode="target", max_new_tokens=2)
+    assert fin.new_tokens == 2
+
+
+def test_sampling_is_reproducible_with_a_seed(model_dir: Path, pdf: Path) -> None:
+    engine = Engine(ModelConfig(target=str(model_dir)))
+    a, _ = _ask(engine, pdf, mode="rapid", temperature=0.8, seed=7, max_new_tokens=16)
+    b, _ = _ask(engine, pdf, mode="rapid", temperature=0.8, seed=7, max_new_tokens=16)
+    assert a.answer == b.answer
