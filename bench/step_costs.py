@@ -54,7 +54,7 @@ def main() -> None:
     base_t = _median_time(step(1), args.repeat)
     for k in (1, 2, 3, 4, 5, 7, 9):
         t = _median_time(step(k), args.repeat)
-        rows.append((f"target verify k={k} @ {args.context}", t))
+        rows.append((f"target forward of n={k} tokens @ {args.context}", t))
     dseq = f.new(args.drafter_context + 32)
     dseq.forward(ids[: args.drafter_context], "none")
     head_ids = trimmed_head_ids(ids[: args.drafter_context].tolist(), f.vocab_size)
