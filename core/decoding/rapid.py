@@ -23,7 +23,7 @@ from torch import Tensor
 from core.config import DecodeConfig
 from core.decoding.drafters import LookupDrafter, ModelDrafter
 from core.decoding.lm import Sequence
-from core.decoding.sampling import one_hot
+from core.decoding.sampling import one_hot, rapid_target_probs
 from core.decoding.verify import verify
 from core.events import Calibrated, DraftSource, DraftStep
 
@@ -44,7 +44,6 @@ class LoopResult:
     accepted: int = 0
     decode_s: float = 0.0
     baseline_step_s: float = 0.0
-    first_token_s: float = 0.0  # decode time until the first emitted token
     # Verify forward of n tokens / one-token step, as learned in this run (n -> ratio);
     # pass it back as `cost_prior` so the next run starts from it.
     verify_costs: dict[int, float] = field(default_factory=dict)
@@ -276,8 +275,6 @@ def decode(
         res.drafted += len(drafts)
         res.accepted += n_acc
         res.tokens.extend(emitted)
-        if res.rounds == 1:
-            res.first_token_s = t2 - t0
         res.decode_s += t2 - t0
         last = emitted[-1] if emitted else last
         yield DraftStep(
@@ -315,8 +312,6 @@ def _bonus_q_if_all_accepted(
     if cfg.temperature > 0:
         # Sampling: acceptance is random; consuming d_k is cheap to undo via crop.
         return drafter.bonus_q(drafts[-1], cfg.temperature)
-    from core.decoding.sampling import rapid_target_probs
-
     _, p_hat = rapid_target_probs(logits[: len(drafts)], p_draft, 0.0, cfg.effective_eta, cfg.alpha)
     if p_hat.argmax(dim=-1).tolist() == drafts:
         return drafter.bonus_q(drafts[-1], cfg.temperature)
