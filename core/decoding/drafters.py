@@ -15,6 +15,8 @@ from torch import Tensor
 from core.decoding.lm import Sequence
 from core.decoding.sampling import logits_to_probs, sample
 
+REPEAT_GRAM = 4
+
 
 class LookupDrafter:
     """Proposes the continuation of the longest recent n-gram match (prompt lookup).
@@ -37,6 +39,9 @@ class LookupDrafter:
         self.max_ngram, self.min_ngram = max_ngram, min_ngram
         self.search_answer = search_answer
         self.texts: list[list[int]] = [list(s) for s in sources] + [[]]  # [-1]: the answer
+        # Without answer search (eta > 0), drafts must not repeat the answer's own
+        # 4-grams: the eta boost would turn a repeated header or footer into a loop.
+        self._answer_grams: set[tuple[int, ...]] = set()
         # index[n][gram] -> list of (text, end position) where the n-gram ends
         self.index: list[dict[tuple[int, ...], list[tuple[int, int]]]] = [
             defaultdict(list) for _ in range(max_ngram + 1)
@@ -50,14 +55,26 @@ class LookupDrafter:
                 self.index[n][tuple(toks[end - n : end])].append((t, end))
 
     def extend_answer(self, tokens: Seq[int]) -> None:
-        """Append emitted tokens to the searchable answer (with `search_answer`)."""
-        if not self.search_answer:
-            return
+        """Append emitted tokens to the answer (searched only with `search_answer`)."""
         t = len(self.texts) - 1
         answer = self.texts[t]
         start = len(answer)
         answer.extend(tokens)
-        self._index_range(t, answer, start + 1)  # only n-grams ending in the new tokens
+        for end in range(max(start + 1, REPEAT_GRAM), len(answer) + 1):
+            self._answer_grams.add(tuple(answer[end - REPEAT_GRAM : end]))
+        if self.search_answer:
+            self._index_range(t, answer, start + 1)  # only n-grams ending in the new tokens
+
+    def _fresh(self, context: Seq[int], cont: list[int]) -> list[int]:
+        """`cont` cut before its first token that would repeat one of the answer's 4-grams."""
+        if self.search_answer or not self._answer_grams:
+            return cont
+        tail = list(context[-(REPEAT_GRAM - 1) :])
+        for i, tok in enumerate(cont):
+            tail = [*tail, tok][-REPEAT_GRAM:]
+            if len(tail) == REPEAT_GRAM and tuple(tail) in self._answer_grams:
+                return cont[:i]
+        return cont
 
     def propose(self, context: Seq[int], limit: int) -> list[int]:
         """Up to `limit` tokens continuing the longest n-gram that ends `context`."""
@@ -69,7 +86,7 @@ class LookupDrafter:
                 continue
             # Sources in the given order; earlier occurrences first.
             for t, end in sorted(hits):
-                cont = self.texts[t][end : end + limit]
+                cont = self._fresh(context, self.texts[t][end : end + limit])
                 if cont:
                     return cont
         return []

@@ -63,15 +63,16 @@ class DraftPlanner:
     def __init__(self, cap: int, adaptive: bool, base_step_s: float, timed: bool = True) -> None:
         self.cap, self.adaptive = cap, adaptive
         self.base = base_step_s
-        # Untimed (sampling with a seed): a fixed curve, so that the draft path, and with
-        # it the sampled answer, depends on the seed alone and not on machine load.
+        # Untimed: a fixed curve, so that the draft path depends on the input (and seed)
+        # alone, not on machine load. Needed wherever the output depends on the draft
+        # path: sampling, and eta > 0 (p_hat depends on q).
         self.timed = timed
         self.cost: dict[int, float] = {}  # n -> seconds of a verify forward of n tokens
         self.accept = {"lookup": 0.7, "model": 0.7}  # per-token acceptance estimates
 
     def verify_cost(self, n: int) -> float:
         if not self.timed:
-            return self.base * (1.0 + 0.1 * (n - 1))
+            return self.base * (1.0 + 0.15 * (n - 1))
         if n in self.cost:
             return self.cost[n]
         return self.base * (1.0 + 0.03 * (n - 1))  # optimistic until measured
@@ -147,16 +148,22 @@ class Detokenizer:
 
 
 def calibrate(target: Sequence, last: int, steps: int = CALIBRATION_STEPS) -> float:
-    """Median time of a one-token target step at the current context (then undone)."""
+    """Median time of a one-token target step at the current context (then undone).
+
+    One untimed step first: in a fresh process the first decode-path forward pays for
+    first-touch page faults and kernel set-up (the weights may not have been read yet
+    when the prefix came from the KV cache or was read in bf16), which is not a step.
+    """
     device = target_device(target)
     ids = torch.tensor([last], device=device)
     times = []
-    for _ in range(steps):
+    for i in range(steps + 1):
         base = target.length
         t0 = time.perf_counter()
         target.forward(ids, "last")
         _sync(device)
-        times.append(time.perf_counter() - t0)
+        if i:
+            times.append(time.perf_counter() - t0)
         target.crop(base)
     return statistics.median(times)
 
@@ -200,9 +207,8 @@ def decode(
     res.baseline_step_s = calibrate(target, last)
     yield Calibrated(target.length + 1, res.baseline_step_s)
     calibrated_at = target.length
-    plan = DraftPlanner(
-        cfg.gamma, cfg.adaptive_gamma, res.baseline_step_s, timed=cfg.temperature <= 0
-    )
+    timed = cfg.temperature <= 0 and eta == 0  # only then is the output draft-independent
+    plan = DraftPlanner(cfg.gamma, cfg.adaptive_gamma, res.baseline_step_s, timed=timed)
     plan.cost.update({n: r * res.baseline_step_s for n, r in (cost_prior or {}).items()})
     plan.cost[1] = res.baseline_step_s
     while len(res.tokens) < cfg.max_new_tokens:

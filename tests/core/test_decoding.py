@@ -193,3 +193,15 @@ def test_cancel_stops_between_rounds(target: LoadedModel, prompt: list[int]) -> 
     assert res.stop_reason == "cancelled"
     assert len(res.tokens) == 5
     assert seq.length == len(prompt) - 1 + 5 - 1 + 1  # consistent: all but the last token
+
+
+def test_lookup_does_not_repeat_the_answer_under_eta() -> None:
+    doc = [5, 6, 7, 8, 9, 5, 6, 7, 8, 9, 5, 6, 7, 8, 9]  # a repeated header, as in PDFs
+    guarded = LookupDrafter([doc], search_answer=False)
+    guarded.extend_answer([5, 6, 7, 8, 9])
+    # After "7 8 9" the document continues "5 6 7 8": the draft stops before the "8"
+    # that would complete "5 6 7 8", a 4-gram the answer already contains.
+    assert guarded.propose([7, 8, 9], 4) == [5, 6, 7]
+    free = LookupDrafter([doc], search_answer=True)
+    free.extend_answer([5, 6, 7, 8, 9])
+    assert free.propose([7, 8, 9], 4) == [5, 6, 7, 8]

@@ -168,3 +168,11 @@ def test_sampling_is_reproducible_with_a_seed(model_dir: Path, pdf: Path) -> Non
     a, _ = _ask(engine, pdf, mode="rapid", temperature=0.8, seed=7, max_new_tokens=16)
     b, _ = _ask(engine, pdf, mode="rapid", temperature=0.8, seed=7, max_new_tokens=16)
     assert a.answer == b.answer
+
+
+def test_rapid_greedy_is_reproducible(model_dir: Path, pdf: Path) -> None:
+    # p_hat depends on the drafts, so the draft path must not depend on timings.
+    engine = Engine(ModelConfig(target=str(model_dir)))
+    a, _ = _ask(engine, pdf, mode="rapid", max_new_tokens=24)
+    b, _ = _ask(Engine(ModelConfig(target=str(model_dir))), pdf, mode="rapid", max_new_tokens=24)
+    assert a.answer == b.answer
