@@ -200,6 +200,13 @@ def _rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
     return weight * xf.to(x.dtype)
 
 
+def _add_linear(h: Tensor, x: Tensor, weight: Tensor) -> Tensor:
+    """h + x @ W^T: one fused addmm in the residual's dtype, else computed in x's."""
+    if x.dtype == h.dtype:
+        return torch.addmm(h, x, weight.t())
+    return h + F.linear(x, weight).to(h.dtype)
+
+
 def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     # x: [n, heads, D]; cos/sin: [n, 1, D]; HF's rotate_half convention.
     half = x.shape[-1] // 2
@@ -323,21 +330,13 @@ class FastSequence:
             kc, vc = self.cache.k[i], self.cache.v[i]  # [KV, capacity, D]
             kc[:, start:end].copy_(k.transpose(0, 1))
             vc[:, start:end].copy_(v.transpose(0, 1))
-            if cdt == w.dtype:
-                att = attend(q, kc[:, :end], vc[:, :end], n, w.scale)
-            else:  # fast prefill: attention in the low dtype too
-                att = attend(q, kc[:, :end].to(cdt), vc[:, :end].to(cdt), n, w.scale)
-            if cdt == w.dtype:
-                h = torch.addmm(h, att, layer.o.t())  # h + att @ W_o^T
-            else:
-                h = h + F.linear(att, layer.o).to(h.dtype)
+            # fast prefill: attention in the low dtype too (.to is a no-op otherwise)
+            att = attend(q, kc[:, :end].to(cdt), vc[:, :end].to(cdt), n, w.scale)
+            h = _add_linear(h, att, layer.o)
             x = _rms_norm(h, layer.ln2, w.eps).to(cdt)
             gu = F.linear(x, layer.gate_up)  # [n, 2 I]
             act = F.silu(gu[:, : w.intermediate]).mul_(gu[:, w.intermediate :])
-            if cdt == w.dtype:
-                h = torch.addmm(h, act, layer.down.t())
-            else:
-                h = h + F.linear(act, layer.down).to(h.dtype)
+            h = _add_linear(h, act, layer.down)
         self.length = end
         if logits == "none":
             return h[:0, :0]
