@@ -201,6 +201,7 @@ def decode(
     device = target_device(target)
     eta = cfg.effective_eta
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    stop_ids = torch.tensor(sorted(eos_ids), dtype=torch.long)
     min_conf = DRAFTER_MIN_CONFIDENCE if cfg.adaptive_gamma else 0.0
     gate = DrafterGate(cfg.adaptive_gamma)  # the drafter model
     context = [*(prompt_tail or [])[-8:], last]  # tail of committed tokens, for lookup
@@ -250,10 +251,11 @@ def decode(
         # round anyway); with eta = 0 p_hat = p there, so that forward is skipped.
         q_bonus = None
         if source == "model" and eta > 0 and drafter is not None:
-            q_bonus = _bonus_q_if_all_accepted(drafts, logits, p_draft, cfg, drafter)
+            q_bonus = _bonus_q_if_all_accepted(drafts, logits, p_draft, cfg, drafter, stop_ids)
         v = verify(
             drafts, p_draft, logits, q_bonus,
             temperature=cfg.temperature, eta=eta, alpha=cfg.alpha, generator=generator,
+            stop_ids=stop_ids,
         )  # fmt: skip
         # 8. Crop the target to the committed tokens: [last, d_1 .. d_accepted].
         target.crop(base + 1 + v.accepted)
@@ -312,13 +314,15 @@ def decode(
 
 def _bonus_q_if_all_accepted(
     drafts: list[int], logits: Tensor, p_draft: Tensor | None, cfg: DecodeConfig,
-    drafter: ModelDrafter,
+    drafter: ModelDrafter, stop_ids: Tensor,
 ) -> Tensor | None:  # fmt: skip
     """q_{k+1} when the whole draft will be accepted (greedy: decidable up front)."""
     if cfg.temperature > 0:
         # Sampling: acceptance is random; consuming d_k is cheap to undo via crop.
         return drafter.bonus_q(drafts[-1], cfg.temperature)
-    _, p_hat = rapid_target_probs(logits[: len(drafts)], p_draft, 0.0, cfg.effective_eta, cfg.alpha)
+    _, p_hat = rapid_target_probs(
+        logits[: len(drafts)], p_draft, 0.0, cfg.effective_eta, cfg.alpha, stop_ids
+    )
     if p_hat.argmax(dim=-1).tolist() == drafts:
         return drafter.bonus_q(drafts[-1], cfg.temperature)
     return None

@@ -36,11 +36,20 @@ def tail_mask(p_draft: Tensor, alpha: float) -> Tensor:
 
 
 def rapid_target_probs(
-    logits: Tensor, p_draft: Tensor | None, temperature: float, eta: float, alpha: float
+    logits: Tensor,
+    p_draft: Tensor | None,
+    temperature: float,
+    eta: float,
+    alpha: float,
+    stop_ids: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Returns (p_target, p_hat) with p_hat = softmax(z/T + eta * m * (q - p)) (Eq. 6).
 
     `p_draft` None (no drafter opinion at this position) or eta = 0 gives p_hat = p.
+    `stop_ids` (end-of-answer tokens): at a position where the target's own top
+    choice is one of them, eta is 0 there, so the retrieval boost never talks the
+    target out of ending its answer (without this, drafts that continue the retrieved
+    text win over EOS and answers run on). p_hat is still a distribution per position.
     """
     t = effective_temperature(temperature)
     z = logits.float() / t
@@ -48,7 +57,11 @@ def rapid_target_probs(
     if eta == 0.0 or p_draft is None:
         return p_target, p_target
     m = tail_mask(p_draft, alpha)
-    p_hat = torch.softmax(z + eta * m * (p_draft - p_target), dim=-1)
+    strength = torch.full((z.shape[0], 1), eta, device=z.device)
+    if stop_ids is not None and stop_ids.numel():
+        ending = torch.isin(p_target.argmax(dim=-1), stop_ids.to(z.device))
+        strength[ending] = 0.0
+    p_hat = torch.softmax(z + strength * m * (p_draft - p_target), dim=-1)
     return p_target, p_hat
 
 

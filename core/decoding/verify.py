@@ -35,6 +35,7 @@ def verify(
     eta: float,
     alpha: float,
     generator: torch.Generator | None,
+    stop_ids: Tensor | None = None,
 ) -> Verdict:
     """Accept a prefix of `drafts`, then draw the correction or the bonus token.
 
@@ -50,7 +51,7 @@ def verify(
     if k:
         assert p_draft is not None and p_draft.shape[0] == k
         # p_target, p_hat: [k, V] for all drafted positions at once.
-        p_target, p_hat = rapid_target_probs(logits[:k], p_draft, temperature, eta, alpha)
+        p_target, p_hat = rapid_target_probs(logits[:k], p_draft, temperature, eta, alpha, stop_ids)
         idx = torch.tensor(drafts, device=logits.device)[:, None]
         pt_d = p_target.gather(1, idx)[:, 0].tolist()
         ph_d = p_hat.gather(1, idx)[:, 0].tolist()
@@ -79,7 +80,9 @@ def verify(
                 )  # fmt: skip
     # All k accepted: the bonus token comes from p_hat_{k+1}.
     q_bonus = None if p_draft_bonus is None else p_draft_bonus[None]
-    p_target_b, p_hat_b = rapid_target_probs(logits[k : k + 1], q_bonus, temperature, eta, alpha)
+    p_target_b, p_hat_b = rapid_target_probs(
+        logits[k : k + 1], q_bonus, temperature, eta, alpha, stop_ids
+    )
     token = int(p_hat_b[0].argmax()) if greedy else sample(p_hat_b[0], generator)
     return Verdict(
         k, token, "bonus", tuple(p_t), tuple(p_d), tuple(p_h),

@@ -114,3 +114,23 @@ def test_tail_mask_on_q() -> None:
 def test_residual_without_mass_falls_back_to_p_hat() -> None:
     p_hat = torch.tensor([[0.2, 0.8]])
     assert torch.allclose(residual(p_hat, p_hat.clone()), p_hat)
+
+
+def test_eta_never_overrides_the_end_of_the_answer() -> None:
+    # The target's top choice is EOS (id 3); a draft two logits below would win under
+    # eta = 5 without the stop rule.
+    z = torch.tensor([[1.0, 0.0, 0.0, 3.0], [0.0, 0.0, 0.0, 0.0]])
+    q = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    stop = torch.tensor([3])
+    free = verify([0], q, z, None, temperature=0.0, eta=5.0, alpha=0.1, generator=None)
+    held = verify([0], q, z, None, temperature=0.0, eta=5.0, alpha=0.1, generator=None,
+                  stop_ids=stop)  # fmt: skip
+    assert free.accepted == 1
+    assert held.accepted == 0 and held.token == 3
+    # Where the target does not want to stop, the stop rule changes nothing.
+    z2 = torch.tensor([[3.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    q2 = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
+    a = verify([1], q2, z2, None, temperature=0.0, eta=5.0, alpha=0.1, generator=None)
+    b = verify([1], q2, z2, None, temperature=0.0, eta=5.0, alpha=0.1, generator=None,
+               stop_ids=stop)  # fmt: skip
+    assert (a.accepted, a.token) == (b.accepted, b.token)
