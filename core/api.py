@@ -75,6 +75,8 @@ class Engine:
         # Learned verify-cost curves (n tokens -> ratio to a one-token step), per target
         # model and context bucket, so each question starts from what earlier ones measured.
         self._verify_costs: dict[tuple[str, int], dict[int, float]] = {}
+        # Char spans of the target prefix's tokens, per document set (KV-select drafter).
+        self._token_spans: dict[tuple[str, ...], tuple[int, list[tuple[int, int]]]] = {}
         self.kv = KVStore(cache_dir() / "kv")
 
     # ----------------------------------------------------------------- control
@@ -186,7 +188,7 @@ class Engine:
         tok = target.tokenizer
         count = _counter(tok)
         doc_ids = [d.doc_id for d in docs]
-        full_text = "\n\n".join(_doc_header(d, len(docs)) + d.text for d in docs)
+        full_text, doc_starts = _join_documents(docs)
         doc_tokens = sum(len(self._doc_tokens[d.doc_id]) for d in docs)
         retriever = self._get_retriever()
 
@@ -257,8 +259,13 @@ class Engine:
                 # Self-speculation: the drafter reads the retrieved passages straight
                 # from the target's prefilled KV cache (no prefill of its own).
                 assert isinstance(seq, FastSequence)
-                positions = _passage_positions(tok, full_text, docs, drafter_chunks, seq.length,
-                                               len(target_prompt.prefix))  # fmt: skip
+                spans_key = tuple(d.doc_id for d in docs)
+                if spans_key not in self._token_spans:  # once per document set
+                    self._token_spans[spans_key] = context_token_spans(tok, full_text)
+                positions = _passage_positions(
+                    self._token_spans[spans_key], doc_starts, drafter_chunks, seq.length,
+                    len(target_prompt.prefix),
+                )  # fmt: skip
                 dseq: LMSequence = FastSequence.select_from(seq, positions, extra)
                 prompt_ids = target_prompt.ids
                 d_ids = [prompt_ids[i] for i in positions.tolist()] + [prompt_ids[-1]]
@@ -406,7 +413,7 @@ class Engine:
         docs = []
         for path in documents:
             docs.append((yield from self._read(Path(path), password)))
-        text = "\n\n".join(_doc_header(d, len(docs)) + d.text for d in docs)
+        text, _ = _join_documents(docs)
         prompt = build_prompt(target.tokenizer, text, question)
         if len(prompt) + max_new_tokens > target.context_window:
             raise ConfigError("The document does not fit the target's window for HF generate.")
@@ -446,18 +453,17 @@ class Engine:
 
 
 def _passage_positions(
-    tok: Any, full_text: str, docs: list[Document], chunks: Sequence[ChunkRef],
-    cached: int, prefix_len: int,
+    token_spans: tuple[int, list[tuple[int, int]]], doc_starts: dict[str, int],
+    chunks: Sequence[ChunkRef], cached: int, prefix_len: int,
 ) -> torch.Tensor:  # fmt: skip
     """Target-cache positions a KV-select drafter reads: the template head, the tokens
-    of the retrieved passages, and the question (everything after the prefix)."""
-    shift, offsets = context_token_spans(tok, full_text)
-    starts, pos = {}, 0
-    for d in docs:
-        pos += len(_doc_header(d, len(docs)))
-        starts[d.doc_id] = pos
-        pos += len(d.text) + 2
-    spans = sorted((starts[c.doc_id] + c.start_char, starts[c.doc_id] + c.end_char) for c in chunks)
+    of the retrieved passages, and the question (everything after the prefix).
+
+    `token_spans` is `context_token_spans` of the joined text, `doc_starts` where each
+    document starts in it (`_join_documents`)."""
+    shift, offsets = token_spans
+    spans = sorted((doc_starts[c.doc_id] + c.start_char, doc_starts[c.doc_id] + c.end_char)
+                   for c in chunks)  # fmt: skip
     keep = list(range(shift))
     j = 0
     for i, (s, e) in enumerate(offsets):
@@ -489,6 +495,22 @@ def _counter(tok: Any) -> Any:
         return len(tok.encode(text, add_special_tokens=False))
 
     return count
+
+
+def _join_documents(docs: Sequence[Document]) -> tuple[str, dict[str, int]]:
+    """The target's context text of `docs`, and where each document's text starts in it."""
+    parts: list[str] = []
+    starts: dict[str, int] = {}
+    pos = 0
+    for i, d in enumerate(docs):
+        if i:
+            parts.append("\n\n")
+            pos += 2
+        header = _doc_header(d, len(docs))
+        starts[d.doc_id] = pos + len(header)
+        parts.append(header + d.text)
+        pos += len(header) + len(d.text)
+    return "".join(parts), starts
 
 
 def _doc_header(doc: Document, n_docs: int) -> str:
