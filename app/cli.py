@@ -17,6 +17,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -35,6 +36,7 @@ from core.events import (
     DraftStep,
     Event,
     Finished,
+    IngestProgress,
     ModelLoaded,
     Notice,
     PrefillProgress,
@@ -136,7 +138,13 @@ def _common_options() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         default=argparse.SUPPRESS,
-        help="document library folder (used once PDF ingestion lands)",
+        help="document library folder (default: RAPIDQA_LIBRARY, else the user data folder)",
+    )
+    common.add_argument(
+        "--embedder",
+        default=argparse.SUPPRESS,
+        metavar="MODEL",
+        help="sentence-transformers model for retrieval (default: all-MiniLM-L6-v2, offline)",
     )
     common.add_argument(
         "--debug",
@@ -236,8 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="close the window after SECONDS (smoke tests)",
     )
 
-    ask = sub.add_parser("ask", parents=[common], help="answer a question about a PDF")
-    ask.add_argument("pdf", type=Path, metavar="PDF")
+    ask = sub.add_parser(
+        "ask", parents=[common], help="answer a question about PDFs (none: the whole library)"
+    )
+    ask.add_argument(
+        "pdfs", nargs="*", type=Path, metavar="PDF",
+        help="PDFs to ask about (added to the library first); none = every library document",
+    )  # fmt: skip
     ask.add_argument("-q", "--question", required=True)
     ask.add_argument("--mode", choices=MODES, default=DecodeConfig().mode)
     _decoding_options(ask, full=True)
@@ -255,6 +268,30 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="colour the streamed answer: auto = on a terminal unless NO_COLOR is set",
     )
+
+    index = sub.add_parser("index", parents=[common], help="manage the document library")
+    index_sub = index.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+    add = index_sub.add_parser("add", parents=[common], help="add PDFs to the library")
+    add.add_argument("pdfs", nargs="+", type=Path, metavar="PDF")
+    add.add_argument("--password", default=None, help="password of encrypted PDFs")
+    add.add_argument(
+        "--no-ocr", dest="ocr", action="store_false", default=None,
+        help="skip scanned pages instead of reading them with Tesseract OCR",
+    )  # fmt: skip
+    _model_options(add)
+    listing = index_sub.add_parser("list", parents=[common], help="list the library's documents")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    remove = index_sub.add_parser("remove", parents=[common], help="remove documents by id")
+    remove.add_argument("ids", nargs="+", metavar="ID", help="id (or its first digits)")
+
+    search = sub.add_parser("search", parents=[common], help="find passages (no LLM)")
+    search.add_argument("-q", "--query", required=True)
+    search.add_argument("--k", type=_int_range(1, 1000), default=5, help="results (default 5)")
+    search.add_argument("--doc", action="append", default=None, metavar="ID",
+                        help="only this document (repeat for more)")  # fmt: skip
+    search.add_argument("--hybrid", action="store_true", help="BM25 + dense (fused by rank)")
+    search.add_argument("--json", action="store_true",
+                        help="print a JSON list of {doc, title, pages, score, text}")  # fmt: skip
 
     bench = sub.add_parser("bench", parents=[common], help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
@@ -305,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_ask(args, sys.stdout, err)
         if args.command == "bench":
             return _cmd_bench_speed(args, sys.stdout, err)
+        if args.command == "index":
+            return _cmd_index(args, sys.stdout, err)
+        if args.command == "search":
+            return _cmd_search(args, sys.stdout, err)
         return _cmd_gui(getattr(args, "pdf", None), getattr(args, "quit_after", None), err)
     except UsageError as exc:
         parser.print_usage(err)
@@ -332,10 +373,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _engine_for(args: argparse.Namespace) -> Any:
     models = ModelConfig(
-        target=args.target, drafter=args.drafter, device=args.device,
-        fast_prefill=False if args.exact_prefill else None,
-    )  # fmt: skip
-    index = IndexConfig(library=getattr(args, "library", None))
+        target=getattr(args, "target", ModelConfig().target),
+        drafter=getattr(args, "drafter", ModelConfig().drafter),
+        device=getattr(args, "device", ModelConfig().device),
+        fast_prefill=False if getattr(args, "exact_prefill", False) else None,
+    )
+    index = IndexConfig(
+        library=getattr(args, "library", None),
+        embedder=getattr(args, "embedder", IndexConfig().embedder),
+        hybrid=bool(getattr(args, "hybrid", False)),
+    )
     return make_engine(models, index)
 
 
@@ -353,7 +400,8 @@ def _cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     question = args.question.strip()
     if not question:
         raise UsageError('the question is empty: pass a question with -q "..."')
-    _check_pdf(args.pdf)
+    for pdf in args.pdfs:
+        _check_pdf(pdf)
     decode = DecodeConfig(
         mode=args.mode,
         gamma=args.gamma,
@@ -369,7 +417,7 @@ def _cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     colour = _use_colour(args.color, out)
     console = Console(out, err, colour=colour, stream_answer=not args.json)
     finished: Finished | None = None
-    events = engine.ask(question, [args.pdf], decode, password=args.password)
+    events = engine.ask(question, list(args.pdfs), decode, password=args.password)
     try:
         for event in events:
             result = console.show(event)
@@ -555,6 +603,8 @@ class Console:
                 f"({event.context_tokens} of {event.budget_tokens} budget tokens, "
                 f"{format_pages(p for c in event.chunks for p in c.pages) or 'no pages'})"
             )
+        elif isinstance(event, IngestProgress):
+            self._progress(format_ingest(event), done=event.done >= event.total)
         elif isinstance(event, Calibrated):
             pass  # folded into the speedup estimate of the stats line
         elif isinstance(event, Finished):
@@ -601,6 +651,159 @@ class Console:
         if pages:
             self.err.write(f"Sources: {pages}\n")
         self.err.flush()
+
+
+def format_ingest(event: IngestProgress) -> str:
+    """One progress line of adding a PDF."""
+    what = {"read": "reading", "split": "cutting", "embed": "embedding", "save": "saving"}
+    unit = {"read": " pages", "embed": " passages"}.get(event.stage, "")
+    counts = f" {event.done}/{event.total}{unit}" if unit else ""
+    eta = f", {_duration(event.eta_s)} left" if event.eta_s and event.done < event.total else ""
+    return f"{what[event.stage]} {event.title}:{counts} ({100 * event.fraction:.0f}%){eta}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+# --- index and search ------------------------------------------------------------------
+
+
+def _cmd_index(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    engine = _engine_for(args)
+    try:
+        if args.index_command == "add":
+            return _index_add(engine, args, out, err)
+        if args.index_command == "list":
+            return _index_list(engine, args, out)
+        return _index_remove(engine, args, out, err)
+    finally:
+        engine.close()
+
+
+def _index_add(engine: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    console = Console(out, err, colour=False, stream_answer=False)
+    failed = 0
+    for pdf in args.pdfs:
+        known = {d.doc_id for d in engine.documents()}
+        try:
+            _check_pdf(pdf)
+            events = engine.add(pdf, args.password, args.ocr)
+            while True:
+                try:
+                    console.show(next(events))
+                except StopIteration as stop:
+                    info = stop.value
+                    break
+        except (DocumentError, Cancelled) as exc:  # the next file may be fine
+            console.end_progress()
+            print(f"error: {exc}", file=err)
+            failed += 1
+            continue
+        verb = "already in the library" if info.doc_id in known else "added"
+        out.write(
+            f"{verb}: {info.doc_id[:12]}  {info.title} ({info.pages} pages, "
+            f"{info.tokens:,} tokens, {info.chunks} chunks)\n"
+        )
+        out.flush()
+    if failed:
+        print(f"{failed} of {len(args.pdfs)} file(s) could not be added (see above).", file=err)
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _index_list(engine: Any, args: argparse.Namespace, out: TextIO) -> int:
+    docs = engine.documents()
+    if args.json:
+        rows = [
+            {
+                "id": d.doc_id,
+                "title": d.title,
+                "path": str(d.path),
+                "source_present": d.source_present,
+                "pages": d.pages,
+                "tokens": d.tokens,
+                "chunks": d.chunks,
+                "units": d.units,
+                "bytes": d.size,
+                "sha256": d.sha256,
+                "added": _iso(d.added),
+                "notes": list(d.notes),
+            }
+            for d in docs
+        ]
+        out.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        return EXIT_OK
+    if not docs:
+        out.write(f"The library at {engine.library.root} is empty. "
+                  "Add PDFs with `rapidqa index add FILE.pdf`.\n")  # fmt: skip
+        return EXIT_OK
+    out.write(f"{'ID':12}  {'PAGES':>5}  {'TOKENS':>9}  {'ADDED':16}  TITLE\n")
+    for d in docs:
+        missing = "" if d.source_present else f"  [file missing: {d.path}]"
+        out.write(
+            f"{d.doc_id[:12]}  {d.pages:>5}  {d.tokens:>9,}  {_iso(d.added)[:16]:16}  "
+            f"{d.title}{missing}\n"
+        )
+    out.write(f"{len(docs)} document(s) in {engine.library.root}\n")
+    return EXIT_OK
+
+
+def _index_remove(engine: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    failed = 0
+    for ref in args.ids:
+        try:
+            info = engine.remove(ref)
+        except RapidQAError as exc:
+            print(f"error: {exc}", file=err)
+            failed += 1
+            continue
+        out.write(f"removed: {info.doc_id[:12]}  {info.title}\n")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _cmd_search(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    query = args.query.strip()
+    if not query:
+        raise UsageError('the query is empty: pass it with -q "..."')
+    engine = _engine_for(args)
+    try:
+        if not engine.documents():
+            raise RapidQAError(
+                f"The library at {engine.library.root} is empty. Add PDFs first with "
+                "`rapidqa index add FILE.pdf`."
+            )
+        doc_ids = [engine.library.info(ref).doc_id for ref in args.doc] if args.doc else None
+        hits = engine.search(query, args.k, doc_ids)
+    finally:
+        engine.close()
+    if args.json:
+        rows = [
+            {
+                "doc": h.ref.doc_id,
+                "title": h.ref.title,
+                "pages": list(h.ref.pages),
+                "score": round(h.ref.score, 4),
+                "text": h.ref.text,
+            }
+            for h in hits
+        ]
+        out.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        return EXIT_OK
+    if not hits:
+        print("No passage matches the query well enough. Try other words.", file=err)
+        return EXIT_OK
+    for rank, hit in enumerate(hits, start=1):
+        ref = hit.ref
+        out.write(f"{rank}. {ref.title}, {ref.page_text} (score {ref.score:.2f}, id "
+                  f"{ref.doc_id[:12]})\n")  # fmt: skip
+        snippet = " ".join(ref.text.split())
+        out.write(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}\n")
+    return EXIT_OK
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).isoformat(timespec="seconds")
 
 
 # --- bench -------------------------------------------------------------------------

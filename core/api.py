@@ -23,6 +23,7 @@ from core.decoding.fastlm import FastSequence
 from core.decoding.lm import Sequence as LMSequence
 from core.decoding.lm import SequenceFactory
 from core.decoding.rapid import Detokenizer, LoopResult, decode
+from core.embed import Embedder
 from core.errors import ConfigError, QuestionError
 from core.events import (
     ChunkRef,
@@ -35,11 +36,12 @@ from core.events import (
     Retrieved,
     Status,
 )
-from core.ingest import Document, read_pdf
+from core.index import Chunking, DocumentInfo, Library, default_library_dir, tokenizer_id
+from core.ingest import Document
 from core.kvstore import KVStore, prefix_key
-from core.models import LoadedModel, cache_dir, load_pair
+from core.models import LoadedModel, cache_dir, counting_tokenizer, load_pair, load_tokenizer
 from core.prompts import Prompt, build_prompt, context_token_spans, template_overhead
-from core.retrieve import InMemoryRetriever, join_chunks
+from core.retrieve import Hit, Retriever, join_chunks
 
 MAX_QUESTION_CHARS = 4000
 MIN_DRAFTER_BUDGET = 256  # at least one retrieval unit, even for a short document
@@ -67,9 +69,10 @@ class Engine:
         self.target: LoadedModel | None = None
         self.drafter: LoadedModel | None = None
         self._factories: dict[int, SequenceFactory] = {}
-        self._docs: dict[tuple[str, int, int], Document] = {}
         self._doc_tokens: dict[str, list[int]] = {}
-        self._retriever: InMemoryRetriever | None = None
+        self._library: Library | None = None
+        self._retriever: Retriever | None = None
+        self._chunking_cache: tuple[Chunking, Any] | None = None
         self._cancel = threading.Event()
         self._live: _Live | None = None
         # Learned verify-cost curves (n tokens -> ratio to a one-token step), per target
@@ -121,39 +124,100 @@ class Engine:
         f = self._factory(m)
         return "" if f.fast is None else str(f.fast.prefill_dtype)
 
-    # --------------------------------------------------------------- documents
-    def _open(self, path: Path, password: str | None) -> Document:
-        """Read a PDF's text once per file version (raises DocumentError at once)."""
-        try:
-            st = path.stat()
-            cache_key = (str(path.resolve()), st.st_size, int(st.st_mtime_ns))
-        except OSError:
-            cache_key = (str(path), -1, -1)
-        if cache_key not in self._docs:
-            self._docs[cache_key] = read_pdf(path, password)
-        return self._docs[cache_key]
+    # ----------------------------------------------------------------- library
+    @property
+    def library(self) -> Library:
+        """The on-disk library (opened on first use; see `IndexConfig.library`)."""
+        if self._library is None:
+            root = self.index_cfg.library or default_library_dir()
+            self._library = Library(
+                root, Embedder(self.index_cfg.embedder), exact_limit=self.index_cfg.exact_limit
+            )
+        return self._library
+
+    @property
+    def retriever(self) -> Retriever:
+        if self._retriever is None or self._retriever.library is not self.library:
+            self._retriever = Retriever(
+                self.library, hybrid=self.index_cfg.hybrid, min_score=self.index_cfg.min_score
+            )
+        return self._retriever
+
+    def close(self) -> None:
+        """Save the library's search cache and close it."""
+        if self._library is not None:
+            self._library.close()
+            self._library = None
+            self._retriever = None
+
+    def documents(self) -> list[DocumentInfo]:
+        """The library's documents, in the order they were added."""
+        return self.library.documents()
+
+    def remove(self, ref: str) -> DocumentInfo:
+        """Remove a document from the library by id (or a unique id prefix)."""
+        return self.library.remove(ref)
+
+    def search(self, query: str, k: int = 10, doc_ids: Sequence[str] | None = None) -> list[Hit]:
+        """The `k` best passages of the library for `query` (no LLM involved)."""
+        return self.retriever.search(query, k, doc_ids)
+
+    def _chunking(self) -> tuple[Chunking, Any]:
+        """The chunking settings and the target's counting tokenizer (no weights
+        are loaded when the models are not)."""
+        if self._chunking_cache is None:
+            tok = (
+                self.target.tokenizer
+                if self.target is not None
+                else load_tokenizer(self.models_cfg.target)
+            )
+            counter = counting_tokenizer(tok)
+            name = Path(self.models_cfg.target).name or self.models_cfg.target
+            cfg = self.index_cfg
+            chunking = Chunking(
+                tokenizer_id(name, counter), cfg.chunk_tokens, cfg.chunk_overlap,
+                cfg.unit_word_pieces,
+            )  # fmt: skip
+            self._chunking_cache = (chunking, counter)
+        return self._chunking_cache
+
+    def add(
+        self, path: Path | str, password: str | None = None, ocr: bool | None = None
+    ) -> Generator[Event, None, DocumentInfo]:
+        """Add a PDF to the library (no-op when its bytes are there); yields progress
+        and notes, returns its entry. Cancel with `cancel()`."""
+        self._cancel.clear()
+        chunking, counter = self._chunking()
+        info = yield from self.library.adding(
+            path, password, chunking=chunking, count_tokens=counter, ocr=ocr,
+            cancelled=self._cancel.is_set,
+        )  # fmt: skip
+        for note in info.notes:
+            yield Notice(f"{info.title}: {note}", "warning")
+        return info
+
+    def reindex(self) -> Iterator[Event]:
+        """Re-cut and re-embed documents cut with other chunking settings."""
+        chunking, counter = self._chunking()
+        if self.library.stale(chunking):
+            yield Status("The chunking settings changed: re-indexing the library ...")
+            yield from self.library.reindexing(chunking, counter, self._cancel.is_set)
 
     def _read(self, path: Path, password: str | None) -> Generator[Event, None, Document]:
-        """Read (once) and index `path`; the generator's return value is the Document."""
+        """Add `path` to the library (once); the generator's return value is its text."""
         yield Status(f"Reading {path.name} ...")
-        doc = self._open(path, password)
+        info = yield from self.add(path, password)
+        return (yield from self._loaded(info.doc_id))
+
+    def _loaded(self, doc_id: str) -> Generator[Event, None, Document]:
+        doc = self.library.document(doc_id)
         assert self.target is not None
         if doc.doc_id not in self._doc_tokens:
             self._doc_tokens[doc.doc_id] = self.target.tokenizer.encode(
                 doc.text, add_special_tokens=False
             )
         yield DocumentRead(doc.doc_id, doc.title, len(doc.pages), len(self._doc_tokens[doc.doc_id]))
-        retriever = self._get_retriever()
-        if doc.doc_id not in retriever:
-            for done, total in retriever.adding(doc):
-                yield Status(f"Indexing {doc.title}: {done}/{total} passages")
-                self._check_cancel()
         return doc
-
-    def _get_retriever(self) -> InMemoryRetriever:
-        if self._retriever is None:
-            self._retriever = InMemoryRetriever(unit_pieces=self.index_cfg.unit_word_pieces)
-        return self._retriever
 
     def _check_cancel(self) -> None:
         if self._cancel.is_set():
@@ -165,32 +229,44 @@ class Engine:
     def ask(
         self,
         question: str,
-        documents: Sequence[Path],
+        documents: Sequence[Path | str] = (),
         decode_cfg: DecodeConfig | None = None,
         password: str | None = None,
     ) -> Iterator[Event]:
-        """Answer `question` about `documents`; ends with one `Finished` event."""
+        """Answer `question` about `documents`: PDF paths (added to the library
+        first) or library document ids; none = the whole library. Ends with one
+        `Finished` event."""
         cfg = decode_cfg or DecodeConfig()
         question = _check_question(question)
         _check_config(cfg)
-        if not documents:
-            raise QuestionError("No document to ask about. Add a PDF first.")
         self._cancel.clear()
         t_start = time.perf_counter()
-        for path in documents:  # a broken or locked PDF fails before any model loads
-            self._open(Path(path), password)
+        paths = [Path(d) for d in documents if _is_path(d)]
+        refs = [self.library.info(str(d)).doc_id for d in documents if not _is_path(d)]
+        if not documents:
+            refs = [info.doc_id for info in self.library.documents()]
+            if not refs:
+                raise QuestionError(
+                    f"The library at {self.library.root} is empty: there is nothing to ask "
+                    "about. Add a PDF first (`rapidqa index add FILE.pdf`, or give the PDF)."
+                )
+        # A broken or locked PDF fails before any model loads: add them first.
+        for path in paths:
+            info = yield from self.add(path, password)
+            refs.append(info.doc_id)
         yield from self.load_models()
         target, drafter = self.target, self.drafter
         assert target is not None and drafter is not None
+        yield from self.reindex()
         docs: list[Document] = []
-        for path in documents:
-            docs.append((yield from self._read(Path(path), password)))
+        for doc_id in dict.fromkeys(refs):  # in the order given, once each
+            docs.append((yield from self._loaded(doc_id)))
         tok = target.tokenizer
         count = _counter(tok)
         doc_ids = [d.doc_id for d in docs]
         full_text, doc_starts = _join_documents(docs)
         doc_tokens = sum(len(self._doc_tokens[d.doc_id]) for d in docs)
-        retriever = self._get_retriever()
+        retriever = self.retriever
 
         # Target context: the whole document when it fits the window, else the
         # best-matching sections that do (retrieval with the target's budget).
@@ -405,14 +481,15 @@ class Engine:
         question = _check_question(question)
         self._cancel.clear()
         t_start = time.perf_counter()
+        infos = []
         for path in documents:
-            self._open(Path(path), password)
+            infos.append((yield from self.add(path, password)))
         yield from self.load_models()
         target = self.target
         assert target is not None
         docs = []
-        for path in documents:
-            docs.append((yield from self._read(Path(path), password)))
+        for info in infos:
+            docs.append((yield from self._loaded(info.doc_id)))
         text, _ = _join_documents(docs)
         prompt = build_prompt(target.tokenizer, text, question)
         if len(prompt) + max_new_tokens > target.context_window:
@@ -515,6 +592,14 @@ def _join_documents(docs: Sequence[Document]) -> tuple[str, dict[str, int]]:
 
 def _doc_header(doc: Document, n_docs: int) -> str:
     return f"# {doc.title}\n\n" if n_docs > 1 else ""
+
+
+def _is_path(ref: Path | str) -> bool:
+    """A PDF path (vs a library document id): a Path, or a string naming a file or
+    ending in .pdf."""
+    if isinstance(ref, Path):
+        return True
+    return ref.lower().endswith(".pdf") or "/" in ref or "\\" in ref or Path(ref).exists()
 
 
 def _check_question(question: str) -> str:

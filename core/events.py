@@ -56,6 +56,27 @@ class DocumentRead:
     tokens: int  # in the target's tokenizer
 
 
+IngestStage = Literal["read", "split", "embed", "save"]
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    """Adding a PDF to the library: `done` of `total` pages (read) or units (embed)."""
+
+    title: str
+    stage: IngestStage
+    done: int
+    total: int
+    eta_s: float | None = None  # seconds left for the whole add, when known
+
+    @property
+    def fraction(self) -> float:
+        """Share of the whole add done: reading is ~10%, splitting 5%, embedding 80%."""
+        base, width = {"read": (0.0, 0.10), "split": (0.10, 0.05), "embed": (0.15, 0.80),
+                       "save": (0.95, 0.05)}[self.stage]  # fmt: skip
+        return base + width * (self.done / self.total if self.total else 1.0)
+
+
 @dataclass(frozen=True)
 class PrefillProgress:
     """Chunked prefill of one model's prompt; `cached` = served from the KV cache."""
@@ -79,6 +100,18 @@ class ChunkRef:
     tokens: int
     start_char: int = 0  # character span in the document text
     end_char: int = 0
+    # (page, x0, y0, x1, y1) of each line the passage covers, in PDF points on the
+    # page as displayed (rotation applied, origin top-left): what a viewer highlights.
+    rects: tuple[tuple[int, float, float, float, float], ...] = ()
+    labels: tuple[str, ...] = ()  # the printed page labels of `pages` ("iv", "12" ...)
+
+    @property
+    def page_text(self) -> str:
+        """ "p. 12" or "pp. 12-13", by printed labels where the PDF has them."""
+        shown = self.labels or tuple(str(p) for p in self.pages)
+        if not shown:
+            return ""
+        return f"p. {shown[0]}" if len(shown) == 1 else f"pp. {shown[0]}-{shown[-1]}"
 
 
 @dataclass(frozen=True)
@@ -176,6 +209,7 @@ class Finished:
 
 Event = (
     Status
+    | IngestProgress
     | Notice
     | ModelLoaded
     | DocumentRead

@@ -1,7 +1,7 @@
-"""Read a PDF into page-numbered, normalised text (the engine's interim reader).
+"""Read a PDF into page-numbered, normalised text with the rectangle of every line.
 
-Every PyMuPDF call in the project lives in `read_pdf`. PyMuPDF is not thread-safe:
-call `read_pdf` from one thread at a time (a module-level lock serialises calls that
+Every PyMuPDF call of the engine lives in `read_pdf` (OCR included). PyMuPDF is not
+thread-safe: call `read_pdf` from one thread at a time (a module-level lock serialises calls that
 come from several threads anyway, so they wait instead of crashing).
 """
 
@@ -10,13 +10,18 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
+import shutil
 import threading
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field, replace
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from core.errors import DocumentError, PasswordRequired
+import numpy as np
+import numpy.typing as npt
+
+from core.errors import Cancelled, DocumentError, PasswordRequired
 
 PAGE_SEPARATOR = "\n\n"
 """Joins page texts into `Document.text` (a paragraph break, like blocks within a page)."""
@@ -44,18 +49,56 @@ _SPACE_RUN = re.compile(r" {2,}")
 _BROKEN_WORD = re.compile(r"(?<=[^\W\d_])-\n(?=([^\W\d_]))")
 
 
-@dataclass(frozen=True)
+Rect = tuple[float, float, float, float]
+PageRect = tuple[int, float, float, float, float]  # (page number, x0, y0, x1, y1)
+_NO_SPANS = np.zeros((0, 2), dtype=np.int32)
+_NO_RECTS = np.zeros((0, 4), dtype=np.float32)
+
+
+@dataclass(frozen=True, eq=False)
 class Page:
-    """One page's text; `start_char` is its offset in `Document.text`."""
+    """One page's text and where each of its lines is drawn.
+
+    `start_char` is the page's offset in `Document.text`. Line `i` is the text span
+    `line_spans[i]` (page-relative characters) drawn in the rectangle `line_rects[i]`
+    = (x0, y0, x1, y1) in PDF points, in the page as displayed (rotation applied,
+    origin top-left), within a `width` x `height` page.
+    """
 
     number: int  # 1-based
     label: str  # the PDF's page label ("iv", "T-1" ...), else str(number)
     text: str
     start_char: int
+    width: float = 0.0
+    height: float = 0.0
+    line_spans: npt.NDArray[np.int32] = field(default_factory=lambda: _NO_SPANS)
+    line_rects: npt.NDArray[np.float32] = field(default_factory=lambda: _NO_RECTS)
+    ocr: bool = False  # the text came from OCR (the page is a scanned image)
 
     @property
     def end_char(self) -> int:
         return self.start_char + len(self.text)
+
+    def rects_for(self, start: int, end: int) -> list[Rect]:
+        """Rectangles of the lines that the page-relative span [start, end) touches."""
+        if end <= start or not len(self.line_spans):
+            return []
+        hit = (self.line_spans[:, 0] < end) & (self.line_spans[:, 1] > start)
+        return [(float(r[0]), float(r[1]), float(r[2]), float(r[3])) for r in self.line_rects[hit]]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Page):
+            return NotImplemented
+        return (
+            (self.number, self.label, self.text, self.start_char, self.ocr)
+            == (other.number, other.label, other.text, other.start_char, other.ocr)
+            and abs(self.width - other.width) < 1e-3
+            and abs(self.height - other.height) < 1e-3
+            and np.array_equal(self.line_spans, other.line_spans)
+            and np.allclose(self.line_rects, other.line_rects, atol=1e-3)
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable arrays inside
 
 
 @dataclass(frozen=True)
@@ -67,10 +110,18 @@ class Document:
     title: str  # the PDF's metadata title, else the file name without extension
     pages: tuple[Page, ...]
     text: str
+    sha256: str = ""
+    size: int = 0  # bytes
+    notes: tuple[str, ...] = ()  # what the reader had to skip or work around, per page
 
     @cached_property
     def _page_starts(self) -> list[int]:
         return [page.start_char for page in self.pages]
+
+    def _page_range(self, start: int, end: int) -> range:
+        first = max(bisect.bisect_right(self._page_starts, start) - 1, 0)
+        last = max(bisect.bisect_right(self._page_starts, end - 1) - 1, first)
+        return range(first, last + 1)
 
     def pages_for_span(self, start: int, end: int) -> tuple[int, ...]:
         """The 1-based numbers of the pages that the text span [start, end) touches.
@@ -80,17 +131,64 @@ class Document:
         """
         if not self.pages or end <= start:
             return ()
-        first = max(bisect.bisect_right(self._page_starts, start) - 1, 0)
-        last = max(bisect.bisect_right(self._page_starts, end - 1) - 1, first)
-        return tuple(page.number for page in self.pages[first : last + 1])
+        return tuple(self.pages[i].number for i in self._page_range(start, end))
+
+    def rects_for_span(self, start: int, end: int) -> tuple[PageRect, ...]:
+        """(page, x0, y0, x1, y1) of every line the span [start, end) touches, in order."""
+        if not self.pages or end <= start:
+            return ()
+        out: list[PageRect] = []
+        for i in self._page_range(start, end):
+            page = self.pages[i]
+            rel_start, rel_end = start - page.start_char, end - page.start_char
+            out.extend((page.number, *r) for r in page.rects_for(rel_start, rel_end))
+        return tuple(out)
 
 
-def read_pdf(path: str | Path, password: str | None = None) -> Document:
-    """Read the PDF at `path` into a `Document`.
+ProgressFn = Callable[[int, int], None]  # (pages read, pages in all)
+
+
+def read_pdf(
+    path: str | Path,
+    password: str | None = None,
+    *,
+    ocr: bool | None = None,
+    progress: ProgressFn | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Document:
+    """Read the PDF at `path` into a `Document` (`reading_pdf` run to the end).
+
+    `progress(done, total)` is called after each page.
+    """
+    reader = reading_pdf(path, password, ocr=ocr, cancelled=cancelled)
+    while True:
+        try:
+            done, total = next(reader)
+        except StopIteration as stop:
+            doc: Document = stop.value
+            return doc
+        if progress is not None:
+            progress(done, total)
+
+
+def reading_pdf(
+    path: str | Path,
+    password: str | None = None,
+    *,
+    ocr: bool | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Generator[tuple[int, int], None, Document]:
+    """Read the PDF at `path` page by page, yielding (pages read, pages in all); the
+    generator's return value is the `Document`.
+
+    `ocr`: read pages that are only an image (scans) with Tesseract through PyMuPDF;
+    None = when Tesseract is installed. `cancelled()` is polled between pages
+    (raises `Cancelled`).
 
     Raises `DocumentError` (missing, folder, not a PDF, damaged, no pages, no text)
-    and `PasswordRequired` (encrypted and no password or a wrong one). Not
-    thread-safe across PyMuPDF: call it from one thread at a time (see module doc).
+    and `PasswordRequired` (encrypted and no password or a wrong one). The file is
+    read into memory first, so it may vanish or change while its pages are parsed.
+    Holds the PyMuPDF lock while it runs: drive it from one thread (module doc).
     """
     path = Path(path)
     data = _read_bytes(path)
@@ -99,23 +197,50 @@ def read_pdf(path: str | Path, password: str | None = None) -> Document:
             f"{path} is not a PDF file (it has no PDF header). Choose a PDF document; "
             "convert other formats (Word, HTML, images) to PDF first."
         )
-    doc_id = hashlib.sha256(data).hexdigest()[:16]
+    sha = hashlib.sha256(data).hexdigest()
+    use_ocr = ocr_available() if ocr is None else ocr
     with _PYMUPDF_LOCK:
-        title, raw_pages = _extract(path, data, password, _EOF_MARKER in data[-_EOF_WINDOW:])
+        title, raw_pages, notes = yield from _extract(
+            path, data, password, _EOF_MARKER in data[-_EOF_WINDOW:], use_ocr, cancelled
+        )
     pages: list[Page] = []
     offset = 0
-    for number, (label, raw) in enumerate(raw_pages, start=1):
-        text = normalise_text(raw)
-        pages.append(Page(number, label or str(number), text, offset))
-        offset += len(text) + len(PAGE_SEPARATOR)
+    for raw in raw_pages:
+        pages.append(replace(raw, start_char=offset))
+        offset += len(raw.text) + len(PAGE_SEPARATOR)
     if not any(page.text.strip() for page in pages):
+        hint = (
+            "OCR found no text either"
+            if use_ocr
+            else "Install Tesseract (`apt install tesseract-ocr`, or tesseract-ocr.github.io) "
+            "and add it again to read them with OCR, or run `ocrmypdf in.pdf out.pdf` first"
+        )
         raise DocumentError(
             f"{path} has no extractable text: its {len(pages)} page(s) look like scanned "
-            "images. Run OCR on it first (for example `ocrmypdf in.pdf out.pdf`) and open "
-            "the result; built-in OCR is planned."
+            f"images. {hint}."
         )
     text = PAGE_SEPARATOR.join(page.text for page in pages)
-    return Document(doc_id, path, title or path.stem, tuple(pages), text)
+    return Document(
+        sha[:16], path, title or path.stem, tuple(pages), text, sha, len(data), tuple(notes)
+    )
+
+
+def ocr_available() -> bool:
+    """True when Tesseract and its language data are installed (PyMuPDF drives it)."""
+    return _tessdata() is not None
+
+
+@lru_cache(maxsize=1)
+def _tessdata() -> str | None:
+    if shutil.which("tesseract") is None:
+        return None
+    import pymupdf
+
+    try:
+        found = pymupdf.get_tessdata()  # type: ignore[no-untyped-call]
+    except Exception:  # RuntimeError "No tessdata specified ..." by version
+        return None
+    return str(found) if found else None
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -133,9 +258,14 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _extract(
-    path: Path, data: bytes, password: str | None, complete: bool
-) -> tuple[str, list[tuple[str, str]]]:
-    """(metadata title, [(page label, raw page text)]); the only PyMuPDF code.
+    path: Path,
+    data: bytes,
+    password: str | None,
+    complete: bool,
+    ocr: bool,
+    cancelled: Callable[[], bool] | None,
+) -> Generator[tuple[int, int], None, tuple[str, list[Page], list[str]]]:
+    """(metadata title, pages without offsets, notes); the only PyMuPDF code.
 
     `complete`: the file ends like a whole PDF. MuPDF's error messages are kept off
     stderr while it reads: what went wrong is reported as a `DocumentError`.
@@ -146,14 +276,22 @@ def _extract(
     shown = tools.mupdf_display_errors()
     tools.mupdf_display_errors(False)
     try:
-        return _extract_quietly(pymupdf, path, data, password, complete)
+        return (
+            yield from _extract_quietly(pymupdf, path, data, password, complete, ocr, cancelled)
+        )
     finally:
         tools.mupdf_display_errors(shown)
 
 
 def _extract_quietly(
-    pymupdf: Any, path: Path, data: bytes, password: str | None, complete: bool
-) -> tuple[str, list[tuple[str, str]]]:
+    pymupdf: Any,
+    path: Path,
+    data: bytes,
+    password: str | None,
+    complete: bool,
+    ocr: bool,
+    cancelled: Callable[[], bool] | None,
+) -> Generator[tuple[int, int], None, tuple[str, list[Page], list[str]]]:
     damaged = (
         f"{path} is damaged or incomplete and could not be read. Download or export it "
         "again, then retry."
@@ -180,33 +318,132 @@ def _extract_quietly(
                     "case-sensitive) and try again.",
                     wrong_password=True,
                 )
-        if pdf.page_count == 0:
+        total = pdf.page_count
+        if total == 0:
             if pdf.is_repaired:
                 raise DocumentError(damaged)
             raise DocumentError(f"{path} has no pages. Choose a PDF with content.")
         title = str((pdf.metadata or {}).get("title") or "").strip()
-        pages: list[tuple[str, str]] = []
-        try:
-            for page in pdf:
-                pages.append((page.get_label(), _page_text(page)))
-        except Exception as err:
-            raise DocumentError(damaged) from err
-    return normalise_text(title).replace("\n", " "), pages
+        pages: list[Page] = []
+        notes: list[str] = []
+        for index in range(total):
+            if cancelled is not None and cancelled():
+                raise Cancelled()
+            try:
+                page = pdf[index]
+                pages.append(_read_page(pymupdf, page, index + 1, ocr, notes))
+            except (DocumentError, Cancelled):
+                raise
+            except Exception as err:
+                raise DocumentError(f"{damaged} (page {index + 1}: {err})") from err
+            yield index + 1, total
+    return normalise_text(title).replace("\n", " "), pages, notes
 
 
-def _page_text(page: Any) -> str:
-    """A page's text blocks in reading order, blocks separated by a blank line.
+def _read_page(pymupdf: Any, page: Any, number: int, ocr: bool, notes: list[str]) -> Page:
+    """One page: its text blocks in reading order, each line with its rectangle.
 
     Blocks come in the order of the page's content stream, which is the reading order
     for what LaTeX, Word and most generators write, multi-column layouts included;
     `sort=True` would sort by position and interleave the columns of a two-column
-    paper. Image blocks are skipped; ligatures are expanded (no PRESERVE_LIGATURES).
+    paper. Ligatures are expanded (no PRESERVE_LIGATURES). A page with no text but
+    images is a scan: read with OCR when asked, else noted and left empty.
     """
-    import pymupdf
-
     flags = pymupdf.TEXT_MEDIABOX_CLIP
-    blocks = page.get_text("blocks", flags=flags)
-    return "\n\n".join(block[4] for block in blocks if block[6] == 0)
+    label = page.get_label() or str(number)
+    blocks = page.get_text("dict", flags=flags)["blocks"]
+    used_ocr = False
+    if not any(_has_text(b) for b in blocks) and page.get_images(full=False):
+        if ocr:
+            textpage = page.get_textpage_ocr(flags=flags, language="eng", dpi=200, full=True)
+            blocks = page.get_text("dict", flags=flags, textpage=textpage)["blocks"]
+            used_ocr = True
+            notes.append(f"Page {label} is a scanned image; its text was read with OCR.")
+        else:
+            notes.append(
+                f"Page {label} is a scanned image with no text; it was skipped. Install "
+                "Tesseract (`apt install tesseract-ocr`) and add the PDF again to read it."
+            )
+    matrix = page.rotation_matrix  # unrotated -> displayed coordinates
+    text, spans, rects = _assemble(blocks, matrix)
+    rect = page.rect
+    return Page(
+        number, label, text, 0, float(rect.width), float(rect.height),
+        np.asarray(spans, dtype=np.int32).reshape(-1, 2),
+        np.asarray(rects, dtype=np.float32).reshape(-1, 4), used_ocr,
+    )  # fmt: skip
+
+
+def _has_text(block: dict[str, Any]) -> bool:
+    return block.get("type") == 0 and any(
+        span["text"].strip() for line in block["lines"] for span in line["spans"]
+    )
+
+
+def _assemble(
+    blocks: list[dict[str, Any]], matrix: Any
+) -> tuple[str, list[tuple[int, int]], list[Rect]]:
+    """Page text from its blocks (a blank line between blocks, a line break between
+    lines) and each line's character span and displayed rectangle.
+
+    A word broken at a line end ("exam-" + "ple") is joined when the next line goes
+    on in lowercase; "COVID-" + "19" and "Smith-" + "Jones" keep their hyphen.
+    """
+    parts: list[str] = []
+    spans: list[tuple[int, int]] = []
+    rects: list[Rect] = []
+    pos = 0
+    for block in blocks:
+        if block.get("type") != 0:
+            continue
+        first_in_block = True
+        for line in block["lines"]:
+            clean = _clean_line("".join(span["text"] for span in line["spans"]))
+            if not clean:
+                continue
+            if parts:
+                prev = parts[-1]
+                if not first_in_block and _broken_word(prev, clean):
+                    parts[-1] = prev[:-1]
+                    pos -= 1
+                    spans[-1] = (spans[-1][0], pos)
+                elif not first_in_block and _broken_name(prev, clean):
+                    pass  # "R_" + "NilValue": an identifier broken after an underscore
+                else:
+                    sep = "\n" if not first_in_block else PAGE_SEPARATOR
+                    parts.append(sep)
+                    pos += len(sep)
+            parts.append(clean)
+            spans.append((pos, pos + len(clean)))
+            rects.append(_transform(line["bbox"], matrix))
+            pos += len(clean)
+            first_in_block = False
+    return "".join(parts), spans, rects
+
+
+def _broken_word(prev: str, line: str) -> bool:
+    """ "exam-" + "ple": a hyphen that only breaks a word across lines."""
+    return len(prev) >= 2 and prev[-1] == "-" and prev[-2].isalpha() and line[0].islower()
+
+
+def _broken_name(prev: str, line: str) -> bool:
+    """ "LD_LIBRARY_" + "PATH": code identifiers are broken after an underscore."""
+    return len(prev) >= 2 and prev[-1] == "_" and prev[-2].isalnum() and line[0].isalnum()
+
+
+def _transform(bbox: tuple[float, float, float, float], m: Any) -> Rect:
+    """The rectangle `bbox` mapped through the affine matrix `m` (a rotation here)."""
+    x0, y0, x1, y1 = bbox
+    xs = [m.a * x + m.c * y + m.e for x, y in ((x0, y0), (x1, y1))]
+    ys = [m.b * x + m.d * y + m.f for x, y in ((x0, y0), (x1, y1))]
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+def _clean_line(raw: str) -> str:
+    """One line's text: no control or zero-width characters, single spaces, stripped."""
+    text = _ZERO_WIDTH.sub("", _CONTROL.sub("", raw))
+    text = _ODD_SPACE.sub(" ", text)
+    return _SPACE_RUN.sub(" ", text).strip()
 
 
 def normalise_text(raw: str) -> str:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 import torch
@@ -441,6 +442,43 @@ def load_pair(cfg: ModelConfig, on_status: StatusFn = None) -> tuple[LoadedModel
     drafter = load_model(cfg.drafter, cfg.device, cfg.dtype, on_status)
     check_same_tokenizer(target, drafter)
     return target, drafter
+
+
+def load_tokenizer(spec: str, on_status: StatusFn = None) -> PreTrainedTokenizerBase:
+    """The tokenizer of model `spec` (as `load_model` takes it) without its weights."""
+    path = Path(spec).expanduser()
+    try:
+        with _hub_offline():
+            if spec == DEFAULT_MODEL:
+                folder = default_model_dir(on_status)
+                return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            if path.is_file():
+                return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+            if path.is_dir():
+                return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        return AutoTokenizer.from_pretrained(spec, local_files_only=_offline())
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ModelError(
+            f"Could not load the tokenizer of '{spec}': {err}. Give a model folder, a .gguf "
+            "file, a Hugging Face id in the local cache, or 'default'."
+        ) from err
+
+
+def counting_tokenizer(tokenizer: PreTrainedTokenizerBase) -> Any:
+    """A private copy of `tokenizer`'s fast backend (`tokenizers.Tokenizer`) that
+    neither truncates nor pads: for counting tokens of any text."""
+    from tokenizers import Tokenizer
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ModelError(
+            f"The tokenizer {type(tokenizer).__name__} has no fast (Rust) version; RapidQA "
+            "needs one to cut documents into chunks. Choose a model with tokenizer.json."
+        )
+    copy = Tokenizer.from_str(backend.to_str())
+    copy.no_truncation()
+    copy.no_padding()
+    return copy
 
 
 @lru_cache(maxsize=1)

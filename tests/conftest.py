@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,3 +88,35 @@ def long_manual() -> Path:
         if path.is_file():
             return path
     pytest.skip("no real PDF manual installed (apt-get install r-doc-pdf or gnuplot-doc)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests never touch the user's library: RAPIDQA_LIBRARY points into pytest's tmp."""
+    import os
+
+    saved = os.environ.get("RAPIDQA_LIBRARY")
+    os.environ["RAPIDQA_LIBRARY"] = str(tmp_path_factory.mktemp("library"))
+    yield
+    if saved is None:
+        os.environ.pop("RAPIDQA_LIBRARY", None)
+    else:
+        os.environ["RAPIDQA_LIBRARY"] = saved
+
+
+@pytest.fixture(scope="session")
+def target_tokenizer() -> Any:
+    """The default target's tokenizer (SmolLM2) as a counting `tokenizers.Tokenizer`."""
+    from core.models import counting_tokenizer, load_tokenizer
+
+    return counting_tokenizer(load_tokenizer("default"))
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Any:
+    """The real all-MiniLM-L6-v2, on the CPU, loaded once (~10-15 s here)."""
+    from core.embed import Embedder
+
+    embedder = Embedder(device="cpu")
+    embedder.model  # noqa: B018 (load now, not inside the first test's timing)
+    return embedder

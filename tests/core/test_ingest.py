@@ -11,8 +11,8 @@ from pathlib import Path
 import pymupdf
 import pytest
 
-from core.errors import DocumentError, PasswordRequired
-from core.ingest import PAGE_SEPARATOR, Document, normalise_text, read_pdf
+from core.errors import Cancelled, DocumentError, PasswordRequired
+from core.ingest import PAGE_SEPARATOR, Document, normalise_text, ocr_available, read_pdf
 
 MakePdf = Callable[..., Path]  # the `make_pdf` fixture (tests/conftest.py)
 
@@ -185,9 +185,94 @@ def test_zero_pages(tmp_path: Path) -> None:
 
 def test_image_only_pdf_suggests_ocr(make_pdf: MakePdf) -> None:
     path = make_pdf(["", ""], image_pages={1, 2})
-    with pytest.raises(DocumentError, match=r"no extractable text.*Run OCR") as caught:
-        read_pdf(path)
+    with pytest.raises(DocumentError, match=r"no extractable text.*Install Tesseract") as caught:
+        read_pdf(path, ocr=False)
     assert not isinstance(caught.value, PasswordRequired)
+
+
+def test_scanned_pages_are_noted_and_the_rest_is_read(make_pdf: MakePdf) -> None:
+    path = make_pdf(["Page one has text.", "", "Page three has text."], image_pages={2})
+    doc = read_pdf(path, ocr=False)
+    assert [p.text for p in doc.pages] == ["Page one has text.", "", "Page three has text."]
+    assert len(doc.notes) == 1 and "Page 2 is a scanned image" in doc.notes[0]
+    assert "Tesseract" in doc.notes[0]
+
+
+def _scanned_pdf(tmp_path: Path, text: str) -> Path:
+    """A PDF whose only page is a picture of `text` (rendered, then embedded)."""
+    source = pymupdf.open()
+    page = source.new_page(width=400, height=200)
+    page.insert_text((30, 100), text, fontsize=24)
+    picture = page.get_pixmap(dpi=200)
+    scan = pymupdf.open()
+    scan.new_page(width=400, height=200).insert_image(pymupdf.Rect(0, 0, 400, 200), pixmap=picture)
+    path = tmp_path / "scan.pdf"
+    scan.save(path)
+    return path
+
+
+@pytest.mark.skipif(not ocr_available(), reason="Tesseract is not installed")
+def test_ocr_reads_a_scanned_page(tmp_path: Path) -> None:
+    doc = read_pdf(_scanned_pdf(tmp_path, "Lighthouse keepers log"), ocr=True)
+    assert "lighthouse keepers log" in doc.text.lower()
+    assert doc.pages[0].ocr and "read with OCR" in doc.notes[0]
+    assert len(doc.pages[0].line_rects) >= 1
+
+
+def test_line_rectangles_cover_their_text(make_pdf: MakePdf) -> None:
+    path = make_pdf(["Alpha beta gamma.\nSecond line here.\n\nA new block."], name="boxes.pdf")
+    doc = read_pdf(path)
+    page = doc.pages[0]
+    pdf = pymupdf.open(path)
+    assert len(page.line_spans) == len(page.line_rects) == 3
+    for (start, end), rect in zip(page.line_spans, page.line_rects, strict=True):
+        line = page.text[start:end]
+        found = pdf[0].search_for(line)
+        assert found, line
+        assert pymupdf.Rect(*rect).intersects(found[0])
+        assert 0 <= rect[0] < rect[2] <= page.width and 0 <= rect[1] < rect[3] <= page.height
+    start = doc.text.index("Second")
+    rects = doc.rects_for_span(start, start + 6)
+    assert len(rects) == 1 and rects[0][0] == 1
+
+
+def test_rotated_page_rectangles_are_in_display_coordinates(tmp_path: Path) -> None:
+    pdf = pymupdf.open()
+    page = pdf.new_page(width=595, height=842)
+    page.insert_text((72, 100), "Rotated page text", fontsize=12)
+    page.set_rotation(90)
+    path = tmp_path / "rotated.pdf"
+    pdf.save(path)
+    doc = read_pdf(path)
+    got = doc.pages[0]
+    assert got.text == "Rotated page text"
+    assert (got.width, got.height) == (842, 595)  # as displayed
+    x0, y0, x1, y1 = got.line_rects[0]
+    shown = pymupdf.open(path)[0]
+    expected = shown.search_for("Rotated")[0] * shown.rotation_matrix
+    assert abs(x0 - expected.x0) < 2 and abs(y0 - expected.y0) < 2
+    assert 0 <= x0 < x1 <= 842 and 0 <= y0 < y1 <= 595
+
+
+def test_identifiers_broken_after_underscore_are_joined(make_pdf: MakePdf) -> None:
+    doc = read_pdf(make_pdf(["Set LD_LIBRARY_\nPATH and R_\nNilValue, keep a_\n b."]))
+    assert "LD_LIBRARY_PATH and R_NilValue" in doc.text
+
+
+def test_progress_and_cancel(make_pdf: MakePdf) -> None:
+    path = make_pdf([f"Page {i}." for i in range(1, 6)])
+    seen: list[tuple[int, int]] = []
+    read_pdf(path, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(i, 5) for i in range(1, 6)]
+    calls = 0
+
+    def after_two() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 2
+
+    with pytest.raises(Cancelled):
+        read_pdf(path, cancelled=after_two)
 
 
 def test_encrypted_without_password(make_pdf: MakePdf) -> None:

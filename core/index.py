@@ -1,0 +1,829 @@
+"""The on-disk library: documents, chunks and unit vectors in SQLite, searched by FAISS.
+
+SQLite (`library.sqlite3`, WAL journal) is the source of truth: each document's
+pages (text and line rectangles), chunks and retrieval units with their vectors are
+written in one transaction, so a crash at any moment leaves every document wholly
+present or absent. Each write bumps the library's *generation*. The FAISS index is
+a cache (`vectors-<generation>.faiss`, written atomically): on open it is loaded
+when its generation matches, updated from SQLite when it is older (new units
+added, removed ones dropped) and rebuilt when it is missing or unreadable.
+
+Writers take a lock file (`write.lock`): a second RapidQA process (the GUI and a
+CLI, say) that tries to change the same library gets `LibraryBusy` at once, naming
+the process that holds it. Readers never wait.
+
+The chunking settings (chunk size, overlap, unit size, tokenizer) are recorded per
+document; `Library.reindex` re-cuts and re-embeds the documents cut with other
+settings, from the stored text (the PDFs are not needed). The embedder is recorded
+for the whole library: opening it with another is a `LibraryError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from core.chunking import Chunk, SpanCounter, Unit, fit_units, make_chunks, make_units
+from core.embed import DEFAULT_EMBEDDER, Embedder, Vectors
+from core.errors import Cancelled, ConfigError, LibraryBusy, LibraryError
+from core.events import IngestProgress
+from core.ingest import Document, Page, reading_pdf
+from core.vectorindex import VectorIndex, VectorIndexError
+
+SCHEMA_VERSION = 1
+DB_NAME = "library.sqlite3"
+LOCK_NAME = "write.lock"
+OWNER_NAME = "write.owner"
+ENV_LIBRARY = "RAPIDQA_LIBRARY"
+EMBED_BATCH = 128  # units per encode call: progress + cancel granularity (~3 s on 2 cores)
+SAVE_EAGERLY_BELOW = 200_000  # vectors: save the FAISS cache after each write below this
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents(
+    id TEXT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, path TEXT NOT NULL,
+    title TEXT NOT NULL, pages INTEGER NOT NULL, tokens INTEGER NOT NULL,
+    chars INTEGER NOT NULL, size INTEGER NOT NULL, added REAL NOT NULL,
+    notes TEXT NOT NULL, chunking TEXT NOT NULL, n_chunks INTEGER NOT NULL,
+    n_units INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pages(
+    doc_id TEXT NOT NULL, number INTEGER NOT NULL, label TEXT NOT NULL,
+    start_char INTEGER NOT NULL, width REAL NOT NULL, height REAL NOT NULL,
+    ocr INTEGER NOT NULL, text TEXT NOT NULL, line_spans BLOB NOT NULL,
+    line_rects BLOB NOT NULL, PRIMARY KEY(doc_id, number)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chunks(
+    doc_id TEXT NOT NULL, idx INTEGER NOT NULL, start_char INTEGER NOT NULL,
+    core_start INTEGER NOT NULL, end_char INTEGER NOT NULL, tokens INTEGER NOT NULL,
+    PRIMARY KEY(doc_id, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS units(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL, idx INTEGER NOT NULL,
+    chunk INTEGER NOT NULL, start_char INTEGER NOT NULL, end_char INTEGER NOT NULL,
+    vector BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS units_doc ON units(doc_id, idx);
+"""
+
+
+def default_library_dir() -> Path:
+    """`RAPIDQA_LIBRARY` if set, else the platform's data folder (platformdirs)."""
+    env = os.environ.get(ENV_LIBRARY, "").strip()
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("RapidQA", appauthor=False)) / "library"
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """How documents are cut; recorded per document (a change re-indexes)."""
+
+    tokenizer: str  # name:fingerprint of the target tokenizer (see `tokenizer_id`)
+    chunk_tokens: int = 512
+    overlap: int = 64
+    unit_pieces: int = 200
+
+    @property
+    def key(self) -> str:
+        return f"{self.tokenizer}|{self.chunk_tokens}|{self.overlap}|{self.unit_pieces}"
+
+
+def tokenizer_id(name: str, tokenizer: Any) -> str:
+    """`name:` + 12 hex digits of the SHA-256 of the tokenizer's definition."""
+    spec = tokenizer.to_str() if hasattr(tokenizer, "to_str") else repr(tokenizer)
+    return f"{name}:{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """One library document as listed (no text)."""
+
+    doc_id: str
+    sha256: str
+    path: Path
+    title: str
+    pages: int
+    tokens: int  # target-tokenizer tokens of the whole text
+    chars: int
+    size: int  # bytes of the PDF
+    added: float  # Unix time
+    notes: tuple[str, ...]
+    chunking: str
+    chunks: int
+    units: int
+
+    @property
+    def source_present(self) -> bool:
+        return self.path.is_file()
+
+
+@dataclass(frozen=True)
+class UnitHit:
+    """A unit found by vector (or lexical) search."""
+
+    unit_id: int
+    doc_id: str
+    index: int
+    chunk: int
+    start_char: int
+    end_char: int
+    score: float
+
+
+class Library:
+    """A library folder. Not thread-safe: one thread (the engine's worker) uses it.
+
+    Several processes may open one library; writes are serialised by the lock file
+    and each search first catches up with writes made by other processes.
+    """
+
+    def __init__(
+        self, root: Path | str, embedder: Embedder | None = None, *, exact_limit: int = 200_000
+    ) -> None:
+        self.root = Path(root).expanduser()
+        self.embedder = embedder or Embedder()
+        self.exact_limit = exact_limit
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise LibraryError(
+                f"Could not create the library folder {self.root} ({err.strerror or err}). "
+                "Choose another folder with --library or RAPIDQA_LIBRARY."
+            ) from err
+        self._db = self._connect()
+        self._vectors: VectorIndex | None = None
+        self._vectors_gen = -1
+        self._docs: OrderedDict[str, Document] = OrderedDict()  # small LRU of texts
+        self._docs_gen = -1
+        self._lock = threading.RLock()
+        self._check_embedder()
+
+    # ---------------------------------------------------------------- opening
+    def _connect(self) -> sqlite3.Connection:
+        path = self.root / DB_NAME
+        try:
+            db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=OFF")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise LibraryError(
+                    f"The library at {self.root} was made by a newer RapidQA (format "
+                    f"{version}; this one reads {SCHEMA_VERSION}). Update RapidQA or choose "
+                    "another library with --library."
+                )
+            if version < SCHEMA_VERSION:
+                with _transaction(db):
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                    db.execute("INSERT OR IGNORE INTO meta VALUES('generation', '0')")
+            db.execute("SELECT count(*) FROM documents").fetchone()
+        except sqlite3.DatabaseError as err:
+            raise LibraryError(
+                f"The library file {path} is damaged or not a RapidQA library ({err}). "
+                "Move it away (the library is then rebuilt empty) or choose another "
+                "library with --library."
+            ) from err
+        return db
+
+    def _check_embedder(self) -> None:
+        recorded = self._meta("embedder")
+        if recorded is None:
+            return  # recorded with the first document (the model loads then)
+        if recorded != self.embedder.name:
+            raise LibraryError(
+                f"The library at {self.root} was built with the embedder '{recorded}', not "
+                f"'{self.embedder.name}': its vectors would not match. Use --embedder "
+                f"{recorded}, or choose another library folder (--library or "
+                f"{ENV_LIBRARY}) for this embedder."
+            )
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._save_vectors()
+        self._db.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------- meta
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @property
+    def generation(self) -> int:
+        return int(self._meta("generation") or 0)
+
+    def _bump(self) -> None:
+        self._db.execute(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
+        )
+
+    # ---------------------------------------------------------------- listing
+    def documents(self) -> list[DocumentInfo]:
+        """Every document, in the order they were added."""
+        rows = self._db.execute(f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY seq").fetchall()
+        return [_info(row) for row in rows]
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM documents").fetchone()[0])
+
+    def __contains__(self, doc_id: object) -> bool:
+        return bool(self._db.execute("SELECT 1 FROM documents WHERE id = ?", (doc_id,)).fetchone())
+
+    def info(self, ref: str) -> DocumentInfo:
+        """A document by id, or by a unique prefix of its id (as `index list` shows)."""
+        ref = ref.strip().lower()
+        rows = self._db.execute(
+            f"SELECT {_DOC_COLUMNS} FROM documents WHERE id LIKE ? ORDER BY seq",
+            (ref.replace("%", "").replace("_", "") + "%",),
+        ).fetchall()
+        if not ref or not rows:
+            raise LibraryError(
+                f"No document with id '{ref}' in the library at {self.root}. "
+                "`rapidqa index list` shows the ids."
+            )
+        if len(rows) > 1:
+            ids = ", ".join(r[0] for r in rows[:5])
+            raise LibraryError(f"'{ref}' matches several documents ({ids}). Give more digits.")
+        return _info(rows[0])
+
+    def find_sha(self, sha256: str) -> DocumentInfo | None:
+        row = self._db.execute(
+            f"SELECT {_DOC_COLUMNS} FROM documents WHERE sha256 = ?", (sha256,)
+        ).fetchone()
+        return None if row is None else _info(row)
+
+    def document(self, doc_id: str) -> Document:
+        """The document's text and pages, from SQLite (cached for a few documents)."""
+        with self._lock:
+            if self._docs_gen != self.generation:
+                self._docs.clear()
+                self._docs_gen = self.generation
+            if doc_id in self._docs:
+                self._docs.move_to_end(doc_id)
+                return self._docs[doc_id]
+            info = self.info(doc_id)
+            rows = self._db.execute(
+                "SELECT number, label, start_char, width, height, ocr, text, line_spans, "
+                "line_rects FROM pages WHERE doc_id = ? ORDER BY number",
+                (info.doc_id,),
+            ).fetchall()
+            pages = tuple(_page(row) for row in rows)
+            from core.ingest import PAGE_SEPARATOR
+
+            text = PAGE_SEPARATOR.join(p.text for p in pages)
+            doc = Document(
+                info.doc_id, info.path, info.title, pages, text, info.sha256, info.size,
+                info.notes,
+            )  # fmt: skip
+            self._docs[doc_id] = doc
+            while len(self._docs) > 8:
+                self._docs.popitem(last=False)
+            return doc
+
+    def chunks(self, doc_id: str) -> list[Chunk]:
+        rows = self._db.execute(
+            "SELECT idx, start_char, core_start, end_char, tokens FROM chunks "
+            "WHERE doc_id = ? ORDER BY idx",
+            (doc_id,),
+        ).fetchall()
+        return [Chunk(doc_id, *row) for row in rows]
+
+    def units(self, doc_id: str) -> list[Unit]:
+        text = self.document(doc_id).text
+        rows = self._db.execute(
+            "SELECT idx, chunk, start_char, end_char FROM units WHERE doc_id = ? ORDER BY idx",
+            (doc_id,),
+        ).fetchall()
+        return [Unit(doc_id, i, c, s, e, text[s:e]) for i, c, s, e in rows]
+
+    def unit_vectors(self, doc_id: str) -> tuple[npt.NDArray[np.int64], Vectors]:
+        """(unit ids, vectors) of one document, in unit order."""
+        rows = self._db.execute(
+            "SELECT id, vector FROM units WHERE doc_id = ? ORDER BY idx", (doc_id,)
+        ).fetchall()
+        return _unpack(rows, self._dim())
+
+    # ----------------------------------------------------------------- adding
+    def add(self, path: Path | str, password: str | None = None, **kwargs: Any) -> DocumentInfo:
+        """`adding` run to the end; returns the document's entry."""
+        gen = self.adding(path, password, **kwargs)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                info: DocumentInfo = stop.value
+                return info
+
+    def adding(
+        self,
+        path: Path | str,
+        password: str | None = None,
+        *,
+        chunking: Chunking,
+        count_tokens: Any,
+        ocr: bool | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Generator[IngestProgress, None, DocumentInfo]:
+        """Add the PDF at `path`, yielding progress; the return value is its entry.
+
+        `count_tokens` is a `tokenizers.Tokenizer` of the target (chunk sizes are in
+        its tokens). A file already in the library (same SHA-256) is not read again:
+        its recorded path is updated when it moved. Nothing is written until the
+        document is read and embedded whole; `cancelled()` is polled between pages and
+        batches (raises `Cancelled`), leaving the library as it was.
+        """
+        path = Path(path).expanduser()
+        with self._writing():
+            found = self._known(path)
+            if found is not None:
+                return found
+            started = time.perf_counter()
+            reader = reading_pdf(path, password, ocr=ocr, cancelled=cancelled)
+            doc = yield from _pages_read(path.name, reader)
+            title = doc.title
+            again = self.find_sha(doc.sha256)  # the same bytes added meanwhile
+            if again is not None:
+                return again
+            yield IngestProgress(title, "split", 0, 1)
+            chunks, units, tokens = self._cut(doc, chunking, count_tokens)
+            yield IngestProgress(title, "split", 1, 1)
+            vectors = yield from self._embed(title, units, started, cancelled)
+            yield IngestProgress(title, "save", 0, 1)
+            self._store(doc, chunks, units, vectors, tokens, chunking)
+            yield IngestProgress(title, "save", 1, 1)
+            return self.info(doc.doc_id)
+
+    def _known(self, path: Path) -> DocumentInfo | None:
+        """The entry of the file at `path` if its bytes are already in the library."""
+        if not path.is_file():
+            return None
+        try:
+            sha = _sha256_file(path)
+        except OSError:
+            return None  # read_pdf reports it properly
+        info = self.find_sha(sha)
+        if info is not None and info.path != path.resolve():
+            with _transaction(self._db):
+                self._db.execute(
+                    "UPDATE documents SET path = ? WHERE id = ?", (str(path.resolve()), info.doc_id)
+                )
+            info = self.find_sha(sha)
+        return info
+
+    def _cut(
+        self, doc: Document, chunking: Chunking, tokenizer: Any
+    ) -> tuple[list[Chunk], list[Unit], int]:
+        limit = self.embedder.max_pieces
+        if not 1 <= chunking.unit_pieces <= limit:
+            raise ConfigError(
+                f"Retrieval units of {chunking.unit_pieces} word pieces do not fit the "
+                f"embedder, which reads {limit}. Choose 1 to {limit}."
+            )
+        count_tokens = SpanCounter(tokenizer, doc.text)
+        chunks = make_chunks(
+            doc.doc_id, doc.text, count_tokens, chunking.chunk_tokens, chunking.overlap
+        )
+        pieces = SpanCounter(self.embedder.counter, doc.text)
+        units = make_units(doc.doc_id, doc.text, chunks, pieces, chunking.unit_pieces)
+        units = fit_units(units, doc.text, self.embedder.count_pieces_many, limit)
+        return chunks, units, count_tokens.total
+
+    def _embed(
+        self,
+        title: str,
+        units: Sequence[Unit],
+        started: float,
+        cancelled: Callable[[], bool] | None,
+    ) -> Generator[IngestProgress, None, Vectors]:
+        """Vectors of `units` in batches (longest first within each, as ST sorts)."""
+        parts: list[Vectors] = []
+        yield IngestProgress(title, "embed", 0, len(units))
+        t0 = time.perf_counter()
+        for first in range(0, len(units), EMBED_BATCH):
+            if cancelled is not None and cancelled():
+                raise Cancelled()
+            batch = units[first : first + EMBED_BATCH]
+            parts.append(self.embedder.encode([u.text for u in batch]))
+            done = first + len(batch)
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            yield IngestProgress(title, "embed", done, len(units), (len(units) - done) / rate)
+        del started
+        dim = self.embedder.dim
+        vectors: Vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+        return vectors
+
+    def _store(
+        self,
+        doc: Document,
+        chunks: list[Chunk],
+        units: list[Unit],
+        vectors: Vectors,
+        tokens: int,
+        chunking: Chunking,
+    ) -> None:
+        """One transaction: the document with its pages, chunks and unit vectors."""
+        db = self._db
+        try:
+            with _transaction(db):
+                if self._meta("embedder") is None:
+                    db.execute("INSERT INTO meta VALUES('embedder', ?)", (self.embedder.name,))
+                    db.execute("INSERT INTO meta VALUES('dim', ?)", (str(self.embedder.dim),))
+                seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM documents").fetchone()[0]
+                db.execute(
+                    f"INSERT INTO documents({_DOC_COLUMNS}, seq) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        doc.doc_id, doc.sha256, str(doc.path.resolve()), doc.title,
+                        len(doc.pages), tokens, len(doc.text), doc.size, time.time(),
+                        json.dumps(list(doc.notes)), chunking.key, len(chunks), len(units), seq,
+                    ),
+                )  # fmt: skip
+                self._insert_body(doc, chunks, units, vectors)
+                self._bump()
+        except sqlite3.Error as err:
+            raise _write_error(self.root, err, doc.title) from err
+        self._after_write()
+
+    def _insert_body(
+        self, doc: Document, chunks: list[Chunk], units: list[Unit], vectors: Vectors
+    ) -> None:
+        db = self._db
+        db.executemany(
+            "INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_page_row(doc.doc_id, p) for p in doc.pages),
+        )
+        db.executemany(
+            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                (doc.doc_id, c.index, c.start_char, c.core_start, c.end_char, c.tokens)
+                for c in chunks
+            ),
+        )
+        db.executemany(
+            "INSERT INTO units(doc_id, idx, chunk, start_char, end_char, vector) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                (doc.doc_id, u.index, u.chunk, u.start_char, u.end_char, v.tobytes())
+                for u, v in zip(units, vectors, strict=True)
+            ),
+        )
+
+    # --------------------------------------------------------------- removing
+    def remove(self, ref: str) -> DocumentInfo:
+        """Remove a document (by id or unique id prefix); returns what was removed."""
+        with self._writing():
+            info = self.info(ref)
+            try:
+                with _transaction(self._db):
+                    for table, key in (("units", "doc_id"), ("chunks", "doc_id"),
+                                       ("pages", "doc_id"), ("documents", "id")):  # fmt: skip
+                        self._db.execute(f"DELETE FROM {table} WHERE {key} = ?", (info.doc_id,))
+                    self._bump()
+            except sqlite3.Error as err:
+                raise _write_error(self.root, err, info.title) from err
+            self._after_write()
+            return info
+
+    # -------------------------------------------------------------- re-index
+    def stale(self, chunking: Chunking) -> list[DocumentInfo]:
+        """Documents cut with other settings than `chunking` (re-index them)."""
+        return [d for d in self.documents() if d.chunking != chunking.key]
+
+    def reindexing(
+        self,
+        chunking: Chunking,
+        count_tokens: Any,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Iterator[IngestProgress]:
+        """Re-cut and re-embed every stale document from its stored text, one
+        transaction per document (an interrupted re-index resumes where it stopped)."""
+        with self._writing():
+            for info in self.stale(chunking):
+                started = time.perf_counter()
+                doc = self.document(info.doc_id)
+                yield IngestProgress(info.title, "split", 0, 1)
+                chunks, units, tokens = self._cut(doc, chunking, count_tokens)
+                vectors = yield from self._embed(info.title, units, started, cancelled)
+                try:
+                    with _transaction(self._db):
+                        for table in ("units", "chunks"):
+                            self._db.execute(f"DELETE FROM {table} WHERE doc_id = ?", (doc.doc_id,))
+                        self._db.execute(
+                            "UPDATE documents SET chunking = ?, n_chunks = ?, n_units = ?, "
+                            "tokens = ? WHERE id = ?",
+                            (chunking.key, len(chunks), len(units), tokens, doc.doc_id),
+                        )
+                        self._db.execute("DELETE FROM pages WHERE doc_id = ?", (doc.doc_id,))
+                        self._insert_body(doc, chunks, units, vectors)
+                        self._bump()
+                except sqlite3.Error as err:
+                    raise _write_error(self.root, err, info.title) from err
+                self._after_write()
+
+    # ------------------------------------------------------------------ locks
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self.root / LOCK_NAME, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout as err:
+            raise LibraryBusy(self._busy_message()) from err
+        owner = self.root / OWNER_NAME
+        try:
+            with contextlib.suppress(OSError):
+                owner.write_text(
+                    json.dumps({"pid": os.getpid(), "command": " ".join(sys.argv)[:200]})
+                )
+            with self._lock:
+                yield
+        finally:
+            with contextlib.suppress(OSError):
+                owner.unlink()
+            lock.release()
+
+    def _busy_message(self) -> str:
+        who = "another RapidQA window or command"
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            data = json.loads((self.root / OWNER_NAME).read_text())
+            who = f"another RapidQA process (pid {data['pid']}: {data['command']})"
+        return (
+            f"The library at {self.root} is being changed by {who}. Wait for it to "
+            "finish, then try again (or use another library with --library)."
+        )
+
+    # ----------------------------------------------------------------- search
+    def _dim(self) -> int:
+        recorded = self._meta("dim")
+        return int(recorded) if recorded else self.embedder.dim
+
+    def unit_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM units").fetchone()[0])
+
+    def search_units(
+        self, vector: Vectors, k: int, doc_ids: Iterable[str] | None = None
+    ) -> list[UnitHit]:
+        """The `k` units nearest `vector` [dim] (cosine), best first; only `doc_ids`'s."""
+        with self._lock:
+            index = self._vector_index()
+            allowed = None if doc_ids is None else self._unit_ids(doc_ids)
+            total = len(index) if allowed is None else len(allowed)
+            k = min(k, total)
+            if k <= 0:
+                return []
+            scores, ids = index.search(vector.reshape(1, -1).astype(np.float32), k, allowed)
+            pairs = [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+            return self._unit_hits(pairs)
+
+    def _unit_ids(self, doc_ids: Iterable[str]) -> npt.NDArray[np.int64]:
+        ids = list(doc_ids)
+        if not ids:
+            return np.zeros(0, dtype=np.int64)
+        marks = ",".join("?" * len(ids))
+        rows = self._db.execute(f"SELECT id FROM units WHERE doc_id IN ({marks})", ids).fetchall()
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def _unit_hits(self, pairs: list[tuple[int, float]]) -> list[UnitHit]:
+        if not pairs:
+            return []
+        found: dict[int, tuple[Any, ...]] = {}
+        ids = [i for i, _ in pairs]
+        for first in range(0, len(ids), 500):
+            part = ids[first : first + 500]
+            rows = self._db.execute(
+                "SELECT id, doc_id, idx, chunk, start_char, end_char FROM units WHERE id IN "
+                f"({','.join('?' * len(part))})",
+                part,
+            ).fetchall()
+            found.update((row[0], row[1:]) for row in rows)
+        return [
+            UnitHit(i, found[i][0], found[i][1], found[i][2], found[i][3], found[i][4], score)
+            for i, score in pairs
+            if i in found
+        ]
+
+    def _vector_index(self) -> VectorIndex:
+        """The FAISS index at the current generation (loaded, updated or rebuilt)."""
+        gen = self.generation
+        if self._vectors is not None and self._vectors_gen == gen:
+            return self._vectors
+        if self._vectors is None:
+            self._vectors = self._load_cache()
+        dim = self._dim()
+        if self._vectors is None or self._vectors.dim != dim:
+            self._vectors = VectorIndex(dim, exact_limit=self.exact_limit)
+        self._catch_up(self._vectors)
+        self._vectors_gen = gen
+        self._save_vectors()
+        return self._vectors
+
+    def _catch_up(self, index: VectorIndex) -> None:
+        """Make `index` hold exactly the units in SQLite (add new, drop removed)."""
+        have = index.ids()
+        rows = self._db.execute("SELECT id FROM units").fetchall()
+        present = np.asarray([r[0] for r in rows], dtype=np.int64)
+        gone = np.setdiff1d(have, present, assume_unique=True)
+        if len(gone):
+            index.remove(gone)
+        new = np.setdiff1d(present, have, assume_unique=True)
+        for first in range(0, len(new), 50_000):
+            part = new[first : first + 50_000].tolist()
+            rows = self._db.execute(
+                f"SELECT id, vector FROM units WHERE id IN ({','.join('?' * len(part))})", part
+            ).fetchall()
+            ids, vectors = _unpack(rows, self._dim())
+            if len(ids):
+                index.add(ids, vectors)
+
+    def _cache_files(self) -> list[tuple[int, Path]]:
+        found = []
+        for path in self.root.glob("vectors-*.faiss"):
+            with contextlib.suppress(ValueError):
+                found.append((int(path.stem.removeprefix("vectors-")), path))
+        return sorted(found)
+
+    def _load_cache(self) -> VectorIndex | None:
+        gen = self.generation
+        for file_gen, path in reversed(self._cache_files()):
+            if file_gen > gen:
+                continue  # from a write that never committed
+            try:
+                return VectorIndex.load(path, self._dim())
+            except (VectorIndexError, OSError):
+                continue
+        return None
+
+    def _save_vectors(self) -> None:
+        """Write the FAISS cache for the generation it holds; drop older caches.
+
+        A failure (full disk ...) only costs a rebuild at the next open."""
+        index, gen = self._vectors, self._vectors_gen
+        if index is None or gen < 0 or gen != self.generation:
+            return
+        target = self.root / f"vectors-{gen}.faiss"
+        if not target.exists():
+            try:
+                index.save(target)
+            except (OSError, VectorIndexError):
+                return
+        for file_gen, path in self._cache_files():
+            if file_gen != gen:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def _after_write(self) -> None:
+        """Bring the in-memory index up to date; save it while it is cheap to."""
+        self._docs.clear()
+        if self._vectors is not None:
+            self._catch_up(self._vectors)
+            self._vectors_gen = self.generation
+            if len(self._vectors) < SAVE_EAGERLY_BELOW:
+                self._save_vectors()
+
+    # ------------------------------------------------------------------ check
+    def check(self) -> list[str]:
+        """Problems found by a full consistency check; [] for a healthy library."""
+        problems: list[str] = []
+        dim = self._dim()
+        for info in self.documents():
+            pages = self._db.execute(
+                "SELECT count(*) FROM pages WHERE doc_id = ?", (info.doc_id,)
+            ).fetchone()[0]
+            chunks = self._db.execute(
+                "SELECT count(*) FROM chunks WHERE doc_id = ?", (info.doc_id,)
+            ).fetchone()[0]
+            units = self._db.execute(
+                "SELECT count(*), coalesce(sum(length(vector) != ?), 0) FROM units "
+                "WHERE doc_id = ?",
+                (dim * 4, info.doc_id),
+            ).fetchone()
+            if (pages, chunks, units[0], units[1]) != (info.pages, info.chunks, info.units, 0):
+                problems.append(
+                    f"{info.doc_id}: {pages}/{info.pages} pages, {chunks}/{info.chunks} "
+                    f"chunks, {units[0]}/{info.units} units, {units[1]} bad vectors"
+                )
+        orphans = self._db.execute(
+            "SELECT count(*) FROM units WHERE doc_id NOT IN (SELECT id FROM documents)"
+        ).fetchone()[0]
+        if orphans:
+            problems.append(f"{orphans} units of no document")
+        if self.unit_count():
+            index = self._vector_index()
+            rows = self._db.execute("SELECT id FROM units").fetchall()
+            if not np.array_equal(np.sort(index.ids()), np.sort([r[0] for r in rows])):
+                problems.append("the vector index does not hold exactly the library's units")
+        return problems
+
+
+_DOC_COLUMNS = (
+    "id, sha256, path, title, pages, tokens, chars, size, added, notes, chunking, n_chunks, n_units"
+)
+
+
+def _info(row: Sequence[Any]) -> DocumentInfo:
+    (doc_id, sha, path, title, pages, tokens, chars, size, added, notes, chunking,
+     n_chunks, n_units) = row  # fmt: skip
+    return DocumentInfo(
+        doc_id, sha, Path(path), title, pages, tokens, chars, size, added,
+        tuple(json.loads(notes)), chunking, n_chunks, n_units,
+    )  # fmt: skip
+
+
+def _page(row: Sequence[Any]) -> Page:
+    number, label, start, width, height, ocr, text, spans, rects = row
+    return Page(
+        number, label, text, start, width, height,
+        np.frombuffer(spans, dtype=np.int32).reshape(-1, 2),
+        np.frombuffer(rects, dtype=np.float32).reshape(-1, 4), bool(ocr),
+    )  # fmt: skip
+
+
+def _page_row(doc_id: str, p: Page) -> tuple[Any, ...]:
+    return (
+        doc_id, p.number, p.label, p.start_char, p.width, p.height, int(p.ocr), p.text,
+        np.ascontiguousarray(p.line_spans, np.int32).tobytes(),
+        np.ascontiguousarray(p.line_rects, np.float32).tobytes(),
+    )  # fmt: skip
+
+
+def _unpack(rows: Sequence[Any], dim: int) -> tuple[npt.NDArray[np.int64], Vectors]:
+    ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+    if not rows:
+        return ids, np.zeros((0, dim), dtype=np.float32)
+    vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(-1, dim)
+    return ids, vectors
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if db.in_transaction:  # SQLITE_FULL and some I/O errors roll back on their own
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _write_error(root: Path, err: sqlite3.Error, title: str) -> LibraryError:
+    text = str(err)
+    if "full" in text.lower():
+        return LibraryError(
+            f"The disk holding the library at {root} is full: '{title}' was not added or "
+            "changed, and the library is as it was. Free some space and try again."
+        )
+    return LibraryError(
+        f"Could not write the library at {root} ({text}); '{title}' was not changed and "
+        "the library is as it was. Check the folder's permissions and free space."
+    )
+
+
+def _pages_read(
+    title: str, reader: Generator[tuple[int, int], None, Document]
+) -> Generator[IngestProgress, None, Document]:
+    """`reader`'s pages as progress events, at most ~50 per document."""
+    while True:
+        try:
+            done, total = next(reader)
+        except StopIteration as stop:
+            doc: Document = stop.value
+            return doc
+        if done == total or done % max(total // 50, 1) == 0:
+            yield IngestProgress(title, "read", done, total)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_embedder_name() -> str:
+    return DEFAULT_EMBEDDER
