@@ -52,10 +52,17 @@ class Embedder:
 
     def _load(self) -> SentenceTransformer:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
         folder = self._folder()
         name = str(folder) if folder is not None else self.name
-        return SentenceTransformer(name, device=self.device, local_files_only=True)
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar in the CLI's output
+        try:
+            return SentenceTransformer(name, device=self.device, local_files_only=True)
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
 
     @property
     def dim(self) -> int:

@@ -102,9 +102,13 @@ class Chunking:
 
 
 def tokenizer_id(name: str, tokenizer: Any) -> str:
-    """`name:` + 12 hex digits of the SHA-256 of the tokenizer's definition."""
+    """"tokenizer:" + 16 hex digits of the SHA-256 of the tokenizer's definition.
+
+    `name` (the model's) is not part of it: models that share a tokenizer (a target
+    and its drafter, SmolLM2 and a tiny test model) share the chunks too."""
+    del name
     spec = tokenizer.to_str() if hasattr(tokenizer, "to_str") else repr(tokenizer)
-    return f"{name}:{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
+    return f"tokenizer:{hashlib.sha256(spec.encode()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)

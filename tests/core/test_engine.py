@@ -14,9 +14,17 @@ from pathlib import Path
 import pytest
 
 from core.api import Engine
-from core.config import DecodeConfig, ModelConfig
+from core.config import DecodeConfig, IndexConfig, ModelConfig
 from core.errors import ConfigError, DocumentError, QuestionError
-from core.events import DraftStep, Event, Finished, Notice, PrefillProgress, Retrieved
+from core.events import (
+    DocumentRead,
+    DraftStep,
+    Event,
+    Finished,
+    Notice,
+    PrefillProgress,
+    Retrieved,
+)
 from core.models import tiny_llama
 
 PARAGRAPHS = [
@@ -176,3 +184,33 @@ def test_rapid_greedy_is_reproducible(model_dir: Path, pdf: Path) -> None:
     a, _ = _ask(engine, pdf, mode="rapid", max_new_tokens=24)
     b, _ = _ask(Engine(ModelConfig(target=str(model_dir))), pdf, mode="rapid", max_new_tokens=24)
     assert a.answer == b.answer
+
+
+def test_ask_across_the_library_without_a_pdf(
+    tmp_path: Path, model_dir: Path, pdf: Path, make_pdf: Callable[..., Path]
+) -> None:
+    other = make_pdf(["The ferry to Ostrava leaves at nine from pier four."] * 2, name="ferry.pdf")
+    engine = Engine(ModelConfig(target=str(model_dir)), IndexConfig(library=tmp_path / "lib"))
+    with pytest.raises(QuestionError, match="is empty"):
+        list(engine.ask(QUESTION))
+    for path in (pdf, other):
+        info = None
+        adding = engine.add(path)
+        while info is None:
+            try:
+                next(adding)
+            except StopIteration as stop:
+                info = stop.value
+    assert [d.title for d in engine.documents()] == ["The Ostrava tide gauge", "ferry"]
+    events = list(engine.ask(QUESTION, (), DecodeConfig(mode="sd", max_new_tokens=4)))
+    fin = events[-1]
+    assert isinstance(fin, Finished) and fin.new_tokens >= 1
+    read = [e for e in events if isinstance(e, DocumentRead)]
+    assert [e.title for e in read] == ["The Ostrava tide gauge", "ferry"]  # both documents
+    assert fin.chunks and all(c.rects and c.labels for c in fin.chunks)
+    by_id = list(engine.ask(QUESTION, [engine.documents()[1].doc_id[:8]], DecodeConfig(
+        mode="target", max_new_tokens=2)))  # fmt: skip
+    assert [e.title for e in by_id if isinstance(e, DocumentRead)] == ["ferry"]
+    hits = engine.search("When does the ferry leave?", 1)
+    assert hits[0].ref.title == "ferry"
+    engine.close()
