@@ -289,7 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--k", type=_int_range(1, 1000), default=5, help="results (default 5)")
     search.add_argument("--doc", action="append", default=None, metavar="ID",
                         help="only this document (repeat for more)")  # fmt: skip
-    search.add_argument("--hybrid", action="store_true", help="BM25 + dense (fused by rank)")
+    search.add_argument(
+        "--dense", action="store_true",
+        help="dense (embedding) search only; the default fuses it with BM25",
+    )  # fmt: skip
     search.add_argument("--json", action="store_true",
                         help="print a JSON list of {doc, title, pages, score, text}")  # fmt: skip
 
@@ -381,7 +384,7 @@ def _engine_for(args: argparse.Namespace) -> Any:
     index = IndexConfig(
         library=getattr(args, "library", None),
         embedder=getattr(args, "embedder", IndexConfig().embedder),
-        hybrid=bool(getattr(args, "hybrid", False)),
+        hybrid=not getattr(args, "dense", False),
     )
     return make_engine(models, index)
 

@@ -42,7 +42,9 @@ class IndexConfig:
     unit_word_pieces: int = 200  # retrieval unit size, below the embedder's 256 window
     # The library folder; None = RAPIDQA_LIBRARY, else the platform's data folder.
     library: Path | None = None
-    hybrid: bool = False  # BM25 + dense, fused by reciprocal rank (else dense only)
+    # BM25 + dense fused by reciprocal rank (else dense only); the default because it
+    # finds more (docs/benchmarks.md, "Retrieval quality").
+    hybrid: bool = True
     min_score: float = 0.1  # similarity floor (cosine) for dense hits
     exact_limit: int = 200_000  # vectors searched exactly; an IVF index past this
 

@@ -57,12 +57,12 @@ class Embedder:
         folder = self._folder()
         name = str(folder) if folder is not None else self.name
         shown = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # no "Loading weights" bar in the CLI's output
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call] # no "Loading weights" bar in the CLI's output
         try:
             return SentenceTransformer(name, device=self.device, local_files_only=True)
         finally:
             if shown:
-                hf_logging.enable_progress_bar()
+                hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
     @property
     def dim(self) -> int:

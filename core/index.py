@@ -102,7 +102,7 @@ class Chunking:
 
 
 def tokenizer_id(name: str, tokenizer: Any) -> str:
-    """"tokenizer:" + 16 hex digits of the SHA-256 of the tokenizer's definition.
+    """ "tokenizer:" + 16 hex digits of the SHA-256 of the tokenizer's definition.
 
     `name` (the model's) is not part of it: models that share a tokenizer (a target
     and its drafter, SmolLM2 and a tiny test model) share the chunks too."""
@@ -557,6 +557,7 @@ class Library:
         except Timeout as err:
             raise LibraryBusy(self._busy_message()) from err
         owner = self.root / OWNER_NAME
+        _remove_stale_temps(self.root)
         try:
             with contextlib.suppress(OSError):
                 owner.write_text(
@@ -601,6 +602,18 @@ class Library:
             scores, ids = index.search(vector.reshape(1, -1).astype(np.float32), k, allowed)
             pairs = [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
             return self._unit_hits(pairs)
+
+    def cosines(self, vector: Vectors, unit_ids: Sequence[int]) -> dict[int, float]:
+        """Cosine of `vector` with each of `unit_ids`' stored vectors."""
+        out: dict[int, float] = {}
+        for first in range(0, len(unit_ids), 500):
+            part = list(unit_ids[first : first + 500])
+            rows = self._db.execute(
+                f"SELECT id, vector FROM units WHERE id IN ({','.join('?' * len(part))})", part
+            ).fetchall()
+            ids, vectors = _unpack(rows, self._dim())
+            out.update(zip(ids.tolist(), (vectors @ vector).tolist(), strict=True))
+        return out
 
     def _unit_ids(self, doc_ids: Iterable[str]) -> npt.NDArray[np.int64]:
         ids = list(doc_ids)
@@ -819,6 +832,16 @@ def _pages_read(
             return doc
         if done == total or done % max(total // 50, 1) == 0:
             yield IngestProgress(title, "read", done, total)
+
+
+def _remove_stale_temps(root: Path, age_s: float = 60.0) -> None:
+    """Delete cache files a killed process left half-written (older than `age_s`, so
+    that a reader saving its cache right now keeps its own)."""
+    now = time.time()
+    for temp in root.glob(".vectors-*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - temp.stat().st_mtime > age_s:
+                temp.unlink()
 
 
 def _sha256_file(path: Path) -> str:

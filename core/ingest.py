@@ -62,7 +62,8 @@ class Page:
     `start_char` is the page's offset in `Document.text`. Line `i` is the text span
     `line_spans[i]` (page-relative characters) drawn in the rectangle `line_rects[i]`
     = (x0, y0, x1, y1) in PDF points, in the page as displayed (rotation applied,
-    origin top-left), within a `width` x `height` page.
+    origin top-left), on a `width` x `height` page (a glyph of an overfull line may
+    stick out of it by a few points).
     """
 
     number: int  # 1-based
@@ -209,6 +210,11 @@ def reading_pdf(
         pages.append(replace(raw, start_char=offset))
         offset += len(raw.text) + len(PAGE_SEPARATOR)
     if not any(page.text.strip() for page in pages):
+        if not notes:  # no page holds an image: drawings only, nothing to OCR
+            raise DocumentError(
+                f"{path} has no text: its {len(pages)} page(s) are blank or hold only "
+                "drawings (no text, no scanned images to read with OCR). Choose a PDF with text."
+            )
         hint = (
             "OCR found no text either"
             if use_ocr

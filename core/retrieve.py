@@ -14,7 +14,7 @@ carries its pages, printed page labels and line rectangles for citations.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -68,7 +68,15 @@ class Retriever:
         for ranking in (dense, lexical):
             for rank, hit in enumerate(ranking):
                 fused[hit.unit_id] = fused.get(hit.unit_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-        by_id = {h.unit_id: h for h in lexical} | {h.unit_id: h for h in dense}
+        # Shown scores stay cosines: units only BM25 found get theirs computed.
+        dense_ids = {h.unit_id for h in dense}
+        cosine = self.library.cosines(
+            vector, [h.unit_id for h in lexical if h.unit_id not in dense_ids]
+        )
+        by_id = {
+            h.unit_id: replace(h, score=cosine[h.unit_id]) for h in lexical if h.unit_id in cosine
+        }
+        by_id |= {h.unit_id: h for h in dense}
         order = sorted(fused, key=lambda i: -fused[i])[:pool]
         return [by_id[i] for i in order]
 

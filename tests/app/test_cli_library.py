@@ -56,11 +56,13 @@ def test_index_and_search_round_trip(
     assert code == 0 and hits and set(hits[0]) == {"doc", "title", "pages", "score", "text"}
     assert FACT in " ".join(hits[0]["text"].split()) and 2 in hits[0]["pages"]
     assert hits[0]["doc"] == docs[0]["id"]
-    scores = [h["score"] for h in hits]
-    assert scores == sorted(scores, reverse=True) and len(hits) <= 5
+    assert len(hits) <= 5  # the default k
+    code, out, _ = _run(["search", "-q", "cabin hook keys", "--json", "--dense", *lib], capsys)
+    scores = [h["score"] for h in json.loads(out)]  # dense: by cosine (hybrid: by fused rank)
+    assert code == 0 and scores == sorted(scores, reverse=True)
 
     only = ["--doc", docs[1]["id"][:8]]
-    code, out, _ = _run(["search", "-q", "cabin keys", "--json", "--hybrid", *only, *lib], capsys)
+    code, out, _ = _run(["search", "-q", "cabin keys", "--json", "--dense", *only, *lib], capsys)
     assert code == 0 and {h["doc"] for h in json.loads(out)} <= {docs[1]["id"]}
 
     code, out, _ = _run(["search", "-q", "cabin keys", "--k", "2", *lib], capsys)

@@ -190,6 +190,15 @@ def test_image_only_pdf_suggests_ocr(make_pdf: MakePdf) -> None:
     assert not isinstance(caught.value, PasswordRequired)
 
 
+def test_drawings_only_pdf_is_not_sent_to_ocr(tmp_path: Path) -> None:
+    pdf = pymupdf.open()
+    pdf.new_page().draw_rect(pymupdf.Rect(50, 50, 300, 300), color=(0, 0, 0))
+    path = tmp_path / "drawing.pdf"
+    pdf.save(path)
+    with pytest.raises(DocumentError, match="blank or hold only drawings"):
+        read_pdf(path, ocr=True)
+
+
 def test_scanned_pages_are_noted_and_the_rest_is_read(make_pdf: MakePdf) -> None:
     path = make_pdf(["Page one has text.", "", "Page three has text."], image_pages={2})
     doc = read_pdf(path, ocr=False)
