@@ -231,3 +231,24 @@ def test_reindex_after_a_chunking_change(
         assert after.chunking == bigger.key and after.chunks < info.chunks
         assert lib.stale(bigger) == [] and lib.check() == []
         assert lib.document(info.doc_id).text == read_pdf(pdfs["archive"]).text
+
+
+def test_a_file_that_vanishes_mid_ingest_is_still_added_whole(
+    tmp_path: Path, pdfs: dict[str, Path], embedder: Embedder, chunking: Chunking,
+    target_tokenizer: Any,
+) -> None:  # fmt: skip
+    copy = tmp_path / "vanishing.pdf"
+    shutil.copy(pdfs["orchard"], copy)
+    with Library(tmp_path / "lib", embedder) as lib:
+        adding = lib.adding(copy, chunking=chunking, count_tokens=target_tokenizer)
+        first = next(adding)
+        assert first.stage == "read"
+        copy.unlink()  # the bytes were read before the first page was parsed
+        info = None
+        while info is None:
+            try:
+                next(adding)
+            except StopIteration as stop:
+                info = stop.value
+        assert info.doc_id in lib and lib.check() == []
+        assert not info.source_present  # listed as missing until it is added again
