@@ -189,12 +189,15 @@ class Retriever:
                 continue
             chunk = self.library.chunks(unit.doc_id)[unit.chunk]
             extra = separator if chosen else 0
-            if chunk.tokens + extra <= left:
-                chosen.append((unit.doc_id, chunk.start_char, chunk.end_char, unit.score))
-                taken_chunks.add(key)
-                left -= chunk.tokens + extra
-                continue
-            text = self.library.document(unit.doc_id).text[unit.start_char : unit.end_char]
+            doc_text = self.library.document(unit.doc_id).text
+            if chunk.tokens <= left:  # stored counts are estimates: count exactly
+                cost = count_tokens(doc_text[chunk.start_char : chunk.end_char]) + extra
+                if cost <= left:
+                    chosen.append((unit.doc_id, chunk.start_char, chunk.end_char, unit.score))
+                    taken_chunks.add(key)
+                    left -= cost
+                    continue
+            text = doc_text[unit.start_char : unit.end_char]
             cost = count_tokens(text) + extra
             if cost <= left:
                 chosen.append((unit.doc_id, unit.start_char, unit.end_char, unit.score))
