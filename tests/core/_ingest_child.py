@@ -3,14 +3,15 @@
 Usage: `python tests/core/_ingest_child.py LIBRARY PHASE_LOG PDF...`, with the
 repository root as the working directory (so that `core` imports).
 
-Importing torch, transformers and sentence-transformers takes most of the ~10 s that a
-fresh process needs before it can ingest, too long to start twenty times. So this
-process is a fork server: it imports them once (no model runs, no SQLite or lock file is
-opened), then reads commands on stdin:
+This process is a small server that reads commands on stdin:
 
-- `go SEED`: fork a writer (below) and print `child PID`; when the writer dies, print
-  `exit PID STATUS` (STATUS as `os.waitpid` gives it);
+- `go SEED`: start a writer (below) as a fresh process and print `child PID`; when the
+  writer dies, print `exit PID STATUS` (STATUS as `os.waitpid` gives it);
 - `quit`: exit.
+
+Writers are started fresh (`python _ingest_child.py --writer ...`), not forked from a
+process that imported torch: a forked writer once failed to report its death within
+three minutes of a SIGKILL in CI, and a fresh process costs only its ~10 s of imports.
 
 A writer opens the library, loads the target tokenizer, the embedder and the vector
 index (by a first search), prints `ready PID`, then loops until it is killed: add every
@@ -27,20 +28,18 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
 
-import sentence_transformers  # noqa: F401  # the slow imports, done once before forking
-import transformers  # noqa: F401
-
-from core.index import Chunking, Library, tokenizer_id
-from core.models import counting_tokenizer, load_tokenizer
-
 
 def _write(root: str, phase_log: str, pdfs: list[str], seed: int) -> None:
     """The writer: ingest and remove in a loop until killed (never returns)."""
+    from core.index import Chunking, Library, tokenizer_id
+    from core.models import counting_tokenizer, load_tokenizer
+
     log = os.open(phase_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def phase(name: str) -> None:
@@ -77,6 +76,14 @@ def _write(root: str, phase_log: str, pdfs: list[str], seed: int) -> None:
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--writer"]:
+        root, phase_log, seed, *pdfs = argv[1:]
+        try:
+            _write(root, phase_log, pdfs, int(seed))
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
+        os._exit(1)
     root, phase_log, *pdfs = argv
     print("server", flush=True)
     for line in sys.stdin:
@@ -86,14 +93,10 @@ def main(argv: list[str]) -> None:
         if command[:1] != ["go"] or len(command) != 2:
             print(f"bad command {line.strip()!r}", flush=True)
             continue
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _write(root, phase_log, pdfs, int(command[1]))
-            except BaseException:
-                traceback.print_exc()
-                sys.stderr.flush()
-            os._exit(1)
+        writer = subprocess.Popen(
+            [sys.executable, __file__, "--writer", root, phase_log, command[1], *pdfs]
+        )
+        pid = writer.pid
         print(f"child {pid}", flush=True)
         _, status = os.waitpid(pid, 0)
         print(f"exit {pid} {status}", flush=True)
