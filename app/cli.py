@@ -717,6 +717,11 @@ def _index_add(engine: Any, args: argparse.Namespace, out: TextIO, err: TextIO) 
 
 def _index_list(engine: Any, args: argparse.Namespace, out: TextIO) -> int:
     docs = engine.documents()
+    if any(not d.source_present for d in docs):  # moved files: look near the old place
+        for d in docs:
+            if not d.source_present:
+                engine.locate(d.doc_id)
+        docs = engine.documents()
     if args.json:
         rows = [
             {

@@ -154,6 +154,10 @@ class Engine:
         """The library's documents, in the order they were added."""
         return self.library.documents()
 
+    def locate(self, ref: str, folders: Sequence[Path] = ()) -> Path | None:
+        """Where a document's PDF is now (found again by its bytes if it moved)."""
+        return self.library.locate(ref, folders)
+
     def remove(self, ref: str) -> DocumentInfo:
         """Remove a document from the library by id (or a unique id prefix)."""
         return self.library.remove(ref)

@@ -396,6 +396,35 @@ class Library:
             info = self.find_sha(sha)
         return info
 
+    def locate(self, ref: str, folders: Sequence[Path] = ()) -> Path | None:
+        """Where document `ref`'s PDF is now: its recorded path if the file there is
+        still the same size, else a file with its SHA-256 found near the old place
+        (the old folder and the one above it, two levels deep) or in `folders`; the
+        new path is recorded. None when it is nowhere to be found."""
+        info = self.info(ref)
+        with contextlib.suppress(OSError):
+            if info.path.is_file() and info.path.stat().st_size == info.size:
+                return info.path
+        roots = [*folders, info.path.parent, info.path.parent.parent]
+        seen: set[Path] = set()
+        for root in roots:
+            for candidate in _pdfs_near(root, depth=2):
+                if candidate in seen:
+                    continue
+                seen.add(candidate)
+                with contextlib.suppress(OSError):
+                    if candidate.stat().st_size != info.size:
+                        continue
+                    if _sha256_file(candidate) == info.sha256:
+                        with _transaction(self._db):
+                            self._db.execute(
+                                "UPDATE documents SET path = ? WHERE id = ?",
+                                (str(candidate.resolve()), info.doc_id),
+                            )
+                        self._docs.pop(info.doc_id, None)
+                        return candidate.resolve()
+        return None
+
     def _cut(
         self, doc: Document, chunking: Chunking, tokenizer: Any
     ) -> tuple[list[Chunk], list[Unit], int]:
@@ -842,6 +871,21 @@ def _remove_stale_temps(root: Path, age_s: float = 60.0) -> None:
         with contextlib.suppress(OSError):
             if now - temp.stat().st_mtime > age_s:
                 temp.unlink()
+
+
+def _pdfs_near(root: Path, depth: int) -> Iterator[Path]:
+    """PDF files in `root` and its subfolders down to `depth` levels (unreadable
+    folders skipped)."""
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_file() and entry.suffix.lower() == ".pdf":
+                yield entry
+            elif depth > 0 and entry.is_dir() and not entry.is_symlink():
+                yield from _pdfs_near(entry, depth - 1)
 
 
 def _sha256_file(path: Path) -> str:

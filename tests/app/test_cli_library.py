@@ -75,6 +75,13 @@ def test_index_and_search_round_trip(
     code, _, err = _run(["index", "remove", "ffffffff", *lib], capsys)
     assert code == 1 and "No document with id" in err
 
+    moved = pdfs[1].parent / "sorted" / "garden-2026.pdf"  # the user tidies up
+    moved.parent.mkdir()
+    pdfs[1].rename(moved)
+    code, out, _ = _run(["index", "list", "--json", *lib], capsys)
+    (entry,) = json.loads(out)
+    assert entry["path"] == str(moved.resolve()) and entry["source_present"]
+
 
 def test_environment_variable_and_empty_library(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

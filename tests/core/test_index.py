@@ -94,6 +94,34 @@ def test_moved_file_is_found_by_its_bytes(
         assert len(lib) == 1
 
 
+def test_a_moved_file_is_located_near_its_old_place(
+    tmp_path: Path, pdfs: dict[str, Path], embedder: Embedder, chunking: Chunking,
+    target_tokenizer: Any,
+) -> None:  # fmt: skip
+    home = tmp_path / "papers"
+    home.mkdir()
+    original = home / "orchard.pdf"
+    shutil.copy(pdfs["orchard"], original)
+    with Library(tmp_path / "lib", embedder) as lib:
+        info = _add(lib, original, chunking, target_tokenizer)
+        assert lib.locate(info.doc_id) == original.resolve()
+        moved = home / "2026" / "orchard-final.pdf"
+        moved.parent.mkdir()
+        original.rename(moved)
+        decoy = bytearray(moved.read_bytes())
+        decoy[-1] ^= 1  # same size, other bytes: not the document
+        (home / "2026" / "decoy.pdf").write_bytes(bytes(decoy))
+        assert not lib.info(info.doc_id).source_present
+        assert lib.locate(info.doc_id) == moved.resolve()
+        assert lib.info(info.doc_id).path == moved.resolve()
+        moved.unlink()
+        assert lib.locate(info.doc_id) is None
+        elsewhere = tmp_path / "usb"
+        elsewhere.mkdir()
+        shutil.copy(pdfs["orchard"], elsewhere / "x.pdf")
+        assert lib.locate(info.doc_id, [elsewhere]) == (elsewhere / "x.pdf").resolve()
+
+
 def test_bad_input_leaves_the_library_as_it_was(
     tmp_path: Path, pdfs: dict[str, Path], make_pdf: MakePdf, embedder: Embedder,
     chunking: Chunking, target_tokenizer: Any,
