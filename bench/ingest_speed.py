@@ -36,7 +36,7 @@ def _chunking() -> tuple[object, object]:
     from core.models import counting_tokenizer, load_tokenizer
 
     tok = counting_tokenizer(load_tokenizer("default"))
-    return Chunking(tokenizer_id("default", tok)), tok
+    return Chunking(tokenizer_id(tok)), tok
 
 
 def phase_encode(pdf: Path) -> dict[str, float]:

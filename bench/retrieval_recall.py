@@ -59,7 +59,7 @@ def main() -> None:
     from core.retrieve import Retriever
 
     tok = counting_tokenizer(load_tokenizer("default"))
-    chunking = Chunking(tokenizer_id("default", tok))
+    chunking = Chunking(tokenizer_id(tok))
     root = args.library or Path(tempfile.mkdtemp(prefix="rapidqa-recall-"))
     lib = Library(root)
     ids: dict[str, str] = {}

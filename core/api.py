@@ -176,12 +176,10 @@ class Engine:
                 else load_tokenizer(self.models_cfg.target)
             )
             counter = counting_tokenizer(tok)
-            name = Path(self.models_cfg.target).name or self.models_cfg.target
             cfg = self.index_cfg
             chunking = Chunking(
-                tokenizer_id(name, counter), cfg.chunk_tokens, cfg.chunk_overlap,
-                cfg.unit_word_pieces,
-            )  # fmt: skip
+                tokenizer_id(counter), cfg.chunk_tokens, cfg.chunk_overlap, cfg.unit_word_pieces
+            )
             self._chunking_cache = (chunking, counter)
         return self._chunking_cache
 

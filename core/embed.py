@@ -99,15 +99,11 @@ class Embedder:
 
     def count_pieces(self, text: str) -> int:
         """Word pieces of `text` in the model's tokenizer, special tokens excluded."""
-        if self._counter is None:
-            self._counter = self._make_counter()
-        return len(self._counter.encode(text, add_special_tokens=False).ids)
+        return len(self.counter.encode(text, add_special_tokens=False).ids)
 
     def count_pieces_many(self, texts: list[str]) -> list[int]:
         """`count_pieces` of each text, tokenized as one batch (on all cores)."""
-        if self._counter is None:
-            self._counter = self._make_counter()
-        encodings = self._counter.encode_batch(texts, add_special_tokens=False)
+        encodings = self.counter.encode_batch(texts, add_special_tokens=False)
         return [len(e.ids) for e in encodings]
 
     @property

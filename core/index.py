@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.chunking import Chunk, SpanCounter, Unit, fit_units, make_chunks, make_units
-from core.embed import DEFAULT_EMBEDDER, Embedder, Vectors
+from core.embed import Embedder, Vectors
 from core.errors import Cancelled, ConfigError, LibraryBusy, LibraryError
 from core.events import IngestProgress
 from core.ingest import Document, Page, reading_pdf
@@ -91,7 +91,7 @@ def default_library_dir() -> Path:
 class Chunking:
     """How documents are cut; recorded per document (a change re-indexes)."""
 
-    tokenizer: str  # name:fingerprint of the target tokenizer (see `tokenizer_id`)
+    tokenizer: str  # fingerprint of the target tokenizer (see `tokenizer_id`)
     chunk_tokens: int = 512
     overlap: int = 64
     unit_pieces: int = 200
@@ -101,12 +101,11 @@ class Chunking:
         return f"{self.tokenizer}|{self.chunk_tokens}|{self.overlap}|{self.unit_pieces}"
 
 
-def tokenizer_id(name: str, tokenizer: Any) -> str:
-    """ "tokenizer:" + 16 hex digits of the SHA-256 of the tokenizer's definition.
+def tokenizer_id(tokenizer: Any) -> str:
+    """A fingerprint of the tokenizer: 16 hex digits of the SHA-256 of its definition.
 
-    `name` (the model's) is not part of it: models that share a tokenizer (a target
-    and its drafter, SmolLM2 and a tiny test model) share the chunks too."""
-    del name
+    No model name is part of it: models that share a tokenizer (a target and its
+    drafter, SmolLM2 and a tiny test model) share the chunks too."""
     spec = tokenizer.to_str() if hasattr(tokenizer, "to_str") else repr(tokenizer)
     return f"tokenizer:{hashlib.sha256(spec.encode()).hexdigest()[:16]}"
 
@@ -363,7 +362,6 @@ class Library:
             found = self._known(path)
             if found is not None:
                 return found
-            started = time.perf_counter()
             reader = reading_pdf(path, password, ocr=ocr, cancelled=cancelled)
             doc = yield from _pages_read(path.name, reader)
             title = doc.title
@@ -373,7 +371,7 @@ class Library:
             yield IngestProgress(title, "split", 0, 1)
             chunks, units, tokens = self._cut(doc, chunking, count_tokens)
             yield IngestProgress(title, "split", 1, 1)
-            vectors = yield from self._embed(title, units, started, cancelled)
+            vectors = yield from self._embed(title, units, cancelled)
             yield IngestProgress(title, "save", 0, 1)
             self._store(doc, chunks, units, vectors, tokens, chunking)
             yield IngestProgress(title, "save", 1, 1)
@@ -447,7 +445,6 @@ class Library:
         self,
         title: str,
         units: Sequence[Unit],
-        started: float,
         cancelled: Callable[[], bool] | None,
     ) -> Generator[IngestProgress, None, Vectors]:
         """Vectors of `units` in batches (longest first within each, as ST sorts)."""
@@ -462,7 +459,6 @@ class Library:
             done = first + len(batch)
             rate = done / max(time.perf_counter() - t0, 1e-9)
             yield IngestProgress(title, "embed", done, len(units), (len(units) - done) / rate)
-        del started
         dim = self.embedder.dim
         vectors: Vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
         return vectors
@@ -554,11 +550,10 @@ class Library:
         transaction per document (an interrupted re-index resumes where it stopped)."""
         with self._writing():
             for info in self.stale(chunking):
-                started = time.perf_counter()
                 doc = self.document(info.doc_id)
                 yield IngestProgress(info.title, "split", 0, 1)
                 chunks, units, tokens = self._cut(doc, chunking, count_tokens)
-                vectors = yield from self._embed(info.title, units, started, cancelled)
+                vectors = yield from self._embed(info.title, units, cancelled)
                 try:
                     with _transaction(self._db):
                         for table in ("units", "chunks"):
@@ -894,7 +889,3 @@ def _sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def default_embedder_name() -> str:
-    return DEFAULT_EMBEDDER

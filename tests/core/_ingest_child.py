@@ -46,7 +46,7 @@ def _write(root: str, phase_log: str, pdfs: list[str], seed: int) -> None:
         os.write(log, f"{name}\n".encode())
 
     tokenizer = counting_tokenizer(load_tokenizer("default"))
-    chunking = Chunking(tokenizer_id("default", tokenizer), 512, 64, 200)
+    chunking = Chunking(tokenizer_id(tokenizer), 512, 64, 200)
     lib = Library(root)
     query = lib.embedder.encode(["how are data files imported"])[0]
     lib.embedder.count_pieces("warm up")

@@ -35,7 +35,7 @@ def _pages(topic: str, n: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def chunking(target_tokenizer: Any) -> Chunking:
-    return Chunking(tokenizer_id("default", target_tokenizer), 128, 16, 48)
+    return Chunking(tokenizer_id(target_tokenizer), 128, 16, 48)
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,7 @@ def _topic_pages() -> list[str]:
 @pytest.fixture(scope="module")
 def chunking(target_tokenizer: Any) -> Chunking:
     """Small chunks and units, so that two short PDFs give many of each."""
-    return Chunking(tokenizer_id("default", target_tokenizer), 96, 16, 40)
+    return Chunking(tokenizer_id(target_tokenizer), 96, 16, 40)
 
 
 @pytest.fixture(scope="module")
