@@ -42,6 +42,7 @@ from core.events import (
     PrefillProgress,
     Retrieved,
     Status,
+    drain,
 )
 
 EXIT_OK = 0
@@ -692,13 +693,7 @@ def _index_add(engine: Any, args: argparse.Namespace, out: TextIO, err: TextIO) 
         known = {d.doc_id for d in engine.documents()}
         try:
             _check_pdf(pdf)
-            events = engine.add(pdf, args.password, args.ocr)
-            while True:
-                try:
-                    console.show(next(events))
-                except StopIteration as stop:
-                    info = stop.value
-                    break
+            info = drain(engine.add(pdf, args.password, args.ocr), console.show)
         except (DocumentError, Cancelled) as exc:  # the next file may be fine
             console.end_progress()
             print(f"error: {exc}", file=err)

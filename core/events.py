@@ -6,8 +6,28 @@ the texts of its tokens so that a view needs no tokenizer.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+
+def drain(
+    stream: Generator[_Item, None, _Result], each: Callable[[_Item], object] | None = None
+) -> _Result:
+    """Run an event generator to its end, handing each item to `each`; returns the
+    generator's return value (e.g. the `DocumentInfo` of `Engine.add`)."""
+    while True:
+        try:
+            item = next(stream)
+        except StopIteration as stop:
+            result: _Result = stop.value
+            return result
+        if each is not None:
+            each(item)
+
 
 TokenKind = Literal["target", "correction", "bonus"]
 """How the target's own token of a round came about: `target` = plain autoregressive

@@ -40,7 +40,7 @@ import numpy.typing as npt
 from core.chunking import Chunk, SpanCounter, Unit, fit_units, make_chunks, make_units
 from core.embed import Embedder, Vectors
 from core.errors import Cancelled, ConfigError, LibraryBusy, LibraryError
-from core.events import IngestProgress
+from core.events import IngestProgress, drain
 from core.ingest import Document, Page, reading_pdf
 from core.vectorindex import VectorIndex, VectorIndexError
 
@@ -331,13 +331,7 @@ class Library:
     # ----------------------------------------------------------------- adding
     def add(self, path: Path | str, password: str | None = None, **kwargs: Any) -> DocumentInfo:
         """`adding` run to the end; returns the document's entry."""
-        gen = self.adding(path, password, **kwargs)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                info: DocumentInfo = stop.value
-                return info
+        return drain(self.adding(path, password, **kwargs))
 
     def adding(
         self,

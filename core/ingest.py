@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.errors import Cancelled, DocumentError, PasswordRequired
+from core.events import drain
 
 PAGE_SEPARATOR = "\n\n"
 """Joins page texts into `Document.text` (a paragraph break, like blocks within a page)."""
@@ -162,14 +163,7 @@ def read_pdf(
     `progress(done, total)` is called after each page.
     """
     reader = reading_pdf(path, password, ocr=ocr, cancelled=cancelled)
-    while True:
-        try:
-            done, total = next(reader)
-        except StopIteration as stop:
-            doc: Document = stop.value
-            return doc
-        if progress is not None:
-            progress(done, total)
+    return drain(reader, None if progress is None else lambda pages: progress(*pages))
 
 
 def reading_pdf(

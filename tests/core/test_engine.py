@@ -24,6 +24,7 @@ from core.events import (
     Notice,
     PrefillProgress,
     Retrieved,
+    drain,
 )
 from core.models import tiny_llama
 
@@ -194,13 +195,7 @@ def test_ask_across_the_library_without_a_pdf(
     with pytest.raises(QuestionError, match="is empty"):
         list(engine.ask(QUESTION))
     for path in (pdf, other):
-        info = None
-        adding = engine.add(path)
-        while info is None:
-            try:
-                next(adding)
-            except StopIteration as stop:
-                info = stop.value
+        drain(engine.add(path))
     assert [d.title for d in engine.documents()] == ["The Ostrava tide gauge", "ferry"]
     events = list(engine.ask(QUESTION, (), DecodeConfig(mode="sd", max_new_tokens=4)))
     fin = events[-1]

@@ -15,6 +15,7 @@ import pytest
 
 from core.embed import Embedder
 from core.errors import Cancelled, DocumentError, LibraryBusy, LibraryError
+from core.events import drain
 from core.index import Chunking, Library, tokenizer_id
 from core.ingest import read_pdf
 
@@ -272,11 +273,6 @@ def test_a_file_that_vanishes_mid_ingest_is_still_added_whole(
         first = next(adding)
         assert first.stage == "read"
         copy.unlink()  # the bytes were read before the first page was parsed
-        info = None
-        while info is None:
-            try:
-                next(adding)
-            except StopIteration as stop:
-                info = stop.value
+        info = drain(adding)
         assert info.doc_id in lib and lib.check() == []
         assert not info.source_present  # listed as missing until it is added again
