@@ -8,11 +8,12 @@ come from several threads anyway, so they wait instead of crashing).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import re
 import shutil
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -257,6 +258,19 @@ def _read_bytes(path: Path) -> bytes:
         ) from err
 
 
+@contextlib.contextmanager
+def _errors_off_stderr(pymupdf: Any) -> Iterator[None]:
+    """MuPDF's own error messages stay off stderr: what went wrong is reported as a
+    `DocumentError` instead."""
+    tools: Any = pymupdf.TOOLS  # PyMuPDF has no type hints
+    shown = tools.mupdf_display_errors()
+    tools.mupdf_display_errors(False)
+    try:
+        yield
+    finally:
+        tools.mupdf_display_errors(shown)
+
+
 def _extract(
     path: Path,
     data: bytes,
@@ -267,77 +281,58 @@ def _extract(
 ) -> Generator[tuple[int, int], None, tuple[str, list[Page], list[str]]]:
     """(metadata title, pages without offsets, notes); the only PyMuPDF code.
 
-    `complete`: the file ends like a whole PDF. MuPDF's error messages are kept off
-    stderr while it reads: what went wrong is reported as a `DocumentError`.
+    `complete`: the file ends like a whole PDF.
     """
-    import pymupdf  # deferred: the engine imports this module long before it reads
+    import pymupdf as module  # deferred: the engine imports this module long before it reads
 
-    tools: Any = pymupdf.TOOLS  # PyMuPDF has no type hints
-    shown = tools.mupdf_display_errors()
-    tools.mupdf_display_errors(False)
-    try:
-        return (
-            yield from _extract_quietly(pymupdf, path, data, password, complete, ocr, cancelled)
+    pymupdf: Any = module  # PyMuPDF has no type hints
+    with _errors_off_stderr(pymupdf):
+        damaged = (
+            f"{path} is damaged or incomplete and could not be read. Download or export it "
+            "again, then retry."
         )
-    finally:
-        tools.mupdf_display_errors(shown)
-
-
-def _extract_quietly(
-    pymupdf: Any,
-    path: Path,
-    data: bytes,
-    password: str | None,
-    complete: bool,
-    ocr: bool,
-    cancelled: Callable[[], bool] | None,
-) -> Generator[tuple[int, int], None, tuple[str, list[Page], list[str]]]:
-    damaged = (
-        f"{path} is damaged or incomplete and could not be read. Download or export it "
-        "again, then retry."
-    )
-    try:
-        pdf = pymupdf.open(stream=data, filetype="pdf")
-    except Exception as err:  # MuPDF raises FileDataError, RuntimeError ... by version
-        raise DocumentError(damaged) from err
-    with pdf:
-        if pdf.is_repaired and not complete:
-            raise DocumentError(
-                f"{path} is incomplete (the file is cut off, as after an interrupted "
-                "download or copy). Download or copy it again, then retry."
-            )
-        if pdf.needs_pass:
-            if password is None:
-                raise PasswordRequired(
-                    f"{path} is password-protected. Give its password with --password "
-                    "(CLI) or in the password prompt."
+        try:
+            pdf = pymupdf.open(stream=data, filetype="pdf")
+        except Exception as err:  # MuPDF raises FileDataError, RuntimeError ... by version
+            raise DocumentError(damaged) from err
+        with pdf:
+            if pdf.is_repaired and not complete:
+                raise DocumentError(
+                    f"{path} is incomplete (the file is cut off, as after an interrupted "
+                    "download or copy). Download or copy it again, then retry."
                 )
-            if not pdf.authenticate(password):
-                raise PasswordRequired(
-                    f"The password for {path} is wrong. Check it (passwords are "
-                    "case-sensitive) and try again.",
-                    wrong_password=True,
-                )
-        total = pdf.page_count
-        if total == 0:
-            if pdf.is_repaired:
-                raise DocumentError(damaged)
-            raise DocumentError(f"{path} has no pages. Choose a PDF with content.")
-        title = str((pdf.metadata or {}).get("title") or "").strip()
-        pages: list[Page] = []
-        notes: list[str] = []
-        for index in range(total):
-            if cancelled is not None and cancelled():
-                raise Cancelled()
-            try:
-                page = pdf[index]
-                pages.append(_read_page(pymupdf, page, index + 1, ocr, notes))
-            except (DocumentError, Cancelled):
-                raise
-            except Exception as err:
-                raise DocumentError(f"{damaged} (page {index + 1}: {err})") from err
-            yield index + 1, total
-    return normalise_text(title).replace("\n", " "), pages, notes
+            if pdf.needs_pass:
+                if password is None:
+                    raise PasswordRequired(
+                        f"{path} is password-protected. Give its password with --password "
+                        "(CLI) or in the password prompt."
+                    )
+                if not pdf.authenticate(password):
+                    raise PasswordRequired(
+                        f"The password for {path} is wrong. Check it (passwords are "
+                        "case-sensitive) and try again.",
+                        wrong_password=True,
+                    )
+            total = pdf.page_count
+            if total == 0:
+                if pdf.is_repaired:
+                    raise DocumentError(damaged)
+                raise DocumentError(f"{path} has no pages. Choose a PDF with content.")
+            title = str((pdf.metadata or {}).get("title") or "").strip()
+            pages: list[Page] = []
+            notes: list[str] = []
+            for index in range(total):
+                if cancelled is not None and cancelled():
+                    raise Cancelled()
+                try:
+                    page = pdf[index]
+                    pages.append(_read_page(pymupdf, page, index + 1, ocr, notes))
+                except (DocumentError, Cancelled):
+                    raise
+                except Exception as err:
+                    raise DocumentError(f"{damaged} (page {index + 1}: {err})") from err
+                yield index + 1, total
+        return normalise_text(title).replace("\n", " "), pages, notes
 
 
 def _read_page(pymupdf: Any, page: Any, number: int, ocr: bool, notes: list[str]) -> Page:
