@@ -169,8 +169,10 @@ class Library:
         self._db = self._connect()
         self._vectors: VectorIndex | None = None
         self._vectors_gen = -1
-        self._docs: OrderedDict[str, Document] = OrderedDict()  # small LRU of texts
-        self._docs_gen = -1
+        # Read caches, valid for one generation: a few documents' texts, and chunks.
+        self._docs: OrderedDict[str, Document] = OrderedDict()
+        self._chunks: dict[str, list[Chunk]] = {}
+        self._cache_gen = -1
         self._lock = threading.RLock()
         self._check_embedder()
 
@@ -280,9 +282,7 @@ class Library:
     def document(self, doc_id: str) -> Document:
         """The document's text and pages, from SQLite (cached for a few documents)."""
         with self._lock:
-            if self._docs_gen != self.generation:
-                self._docs.clear()
-                self._docs_gen = self.generation
+            self._refresh_caches()
             if doc_id in self._docs:
                 self._docs.move_to_end(doc_id)
                 return self._docs[doc_id]
@@ -306,12 +306,25 @@ class Library:
             return doc
 
     def chunks(self, doc_id: str) -> list[Chunk]:
-        rows = self._db.execute(
-            "SELECT idx, start_char, core_start, end_char, tokens FROM chunks "
-            "WHERE doc_id = ? ORDER BY idx",
-            (doc_id,),
-        ).fetchall()
-        return [Chunk(doc_id, *row) for row in rows]
+        """The document's chunks in order (cached: retrieval looks them up per hit)."""
+        with self._lock:
+            self._refresh_caches()
+            if doc_id not in self._chunks:
+                rows = self._db.execute(
+                    "SELECT idx, start_char, core_start, end_char, tokens FROM chunks "
+                    "WHERE doc_id = ? ORDER BY idx",
+                    (doc_id,),
+                ).fetchall()
+                self._chunks[doc_id] = [Chunk(doc_id, *row) for row in rows]
+            return self._chunks[doc_id]
+
+    def _refresh_caches(self) -> None:
+        """Drop the read caches when the library changed (here or in another process)."""
+        generation = self.generation
+        if self._cache_gen != generation:
+            self._docs.clear()
+            self._chunks.clear()
+            self._cache_gen = generation
 
     def units(self, doc_id: str) -> list[Unit]:
         text = self.document(doc_id).text
@@ -381,12 +394,18 @@ class Library:
             return None  # read_pdf reports it properly
         info = self.find_sha(sha)
         if info is not None and info.path != path.resolve():
-            with _transaction(self._db):
-                self._db.execute(
-                    "UPDATE documents SET path = ? WHERE id = ?", (str(path.resolve()), info.doc_id)
-                )
+            self._set_path(info.doc_id, path)
             info = self.find_sha(sha)
         return info
+
+    def _set_path(self, doc_id: str, path: Path) -> Path:
+        """Record where a document's PDF is now (not a content change: no new
+        generation); returns the resolved path."""
+        resolved = path.resolve()
+        with _transaction(self._db):
+            self._db.execute("UPDATE documents SET path = ? WHERE id = ?", (str(resolved), doc_id))
+        self._docs.pop(doc_id, None)  # its cached Document carries the old path
+        return resolved
 
     def locate(self, ref: str, folders: Sequence[Path] = ()) -> Path | None:
         """Where document `ref`'s PDF is now: its recorded path if the file there is
@@ -408,13 +427,7 @@ class Library:
                     if candidate.stat().st_size != info.size:
                         continue
                     if _sha256_file(candidate) == info.sha256:
-                        with _transaction(self._db):
-                            self._db.execute(
-                                "UPDATE documents SET path = ? WHERE id = ?",
-                                (str(candidate.resolve()), info.doc_id),
-                            )
-                        self._docs.pop(info.doc_id, None)
-                        return candidate.resolve()
+                        return self._set_path(info.doc_id, candidate)
         return None
 
     def _cut(
@@ -483,32 +496,30 @@ class Library:
                         json.dumps(list(doc.notes)), chunking.key, len(chunks), len(units), seq,
                     ),
                 )  # fmt: skip
-                self._insert_body(doc, chunks, units, vectors)
+                db.executemany(
+                    "INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (_page_row(doc.doc_id, p) for p in doc.pages),
+                )
+                self._insert_cuts(doc.doc_id, chunks, units, vectors)
                 self._bump()
         except sqlite3.Error as err:
             raise _write_error(self.root, err, doc.title) from err
         self._after_write()
 
-    def _insert_body(
-        self, doc: Document, chunks: list[Chunk], units: list[Unit], vectors: Vectors
+    def _insert_cuts(
+        self, doc_id: str, chunks: list[Chunk], units: list[Unit], vectors: Vectors
     ) -> None:
+        """A document's chunks and units with their vectors (inside a transaction)."""
         db = self._db
         db.executemany(
-            "INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (_page_row(doc.doc_id, p) for p in doc.pages),
-        )
-        db.executemany(
             "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                (doc.doc_id, c.index, c.start_char, c.core_start, c.end_char, c.tokens)
-                for c in chunks
-            ),
+            ((doc_id, c.index, c.start_char, c.core_start, c.end_char, c.tokens) for c in chunks),
         )
         db.executemany(
             "INSERT INTO units(doc_id, idx, chunk, start_char, end_char, vector) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (
-                (doc.doc_id, u.index, u.chunk, u.start_char, u.end_char, v.tobytes())
+                (doc_id, u.index, u.chunk, u.start_char, u.end_char, v.tobytes())
                 for u, v in zip(units, vectors, strict=True)
             ),
         )
@@ -557,8 +568,7 @@ class Library:
                             "tokens = ? WHERE id = ?",
                             (chunking.key, len(chunks), len(units), tokens, doc.doc_id),
                         )
-                        self._db.execute("DELETE FROM pages WHERE doc_id = ?", (doc.doc_id,))
-                        self._insert_body(doc, chunks, units, vectors)
+                        self._insert_cuts(doc.doc_id, chunks, units, vectors)
                         self._bump()
                 except sqlite3.Error as err:
                     raise _write_error(self.root, err, info.title) from err
@@ -730,8 +740,8 @@ class Library:
                     path.unlink()
 
     def _after_write(self) -> None:
-        """Bring the in-memory index up to date; save it while it is cheap to."""
-        self._docs.clear()
+        """Bring the in-memory index up to date; save it while it is cheap to.
+        (The read caches see the new generation themselves.)"""
         if self._vectors is not None:
             self._catch_up(self._vectors)
             self._vectors_gen = self.generation
