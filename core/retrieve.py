@@ -207,8 +207,10 @@ class Retriever:
                 misses += 1
         # Merged text can count a token or so more than its parts: drop the weakest
         # span until the whole context fits.
+        ids = doc_ids or [info.doc_id for info in self.library.documents()]
+        order = {d: i for i, d in enumerate(ids)}  # documents as given, else as added
         while chosen:
-            passages = self._merged(chosen, count_tokens, doc_ids)
+            passages = self._merged(chosen, count_tokens, order)
             if count_tokens(join_chunks(passages)) <= budget_tokens:
                 return passages
             chosen.pop()  # `chosen` is in descending score order
@@ -218,11 +220,9 @@ class Retriever:
         self,
         chosen: list[tuple[str, int, int, float]],
         count_tokens: Callable[[str], int],
-        doc_ids: Sequence[str] | None,
+        order: dict[str, int],
     ) -> list[ChunkRef]:
         """Chosen spans in document order, overlapping or touching ones merged."""
-        ids = doc_ids or [info.doc_id for info in self.library.documents()]
-        order = {d: i for i, d in enumerate(ids)}
         spans = sorted(chosen, key=lambda c: (order.get(c[0], len(order)), c[1]))
         merged: list[list[Any]] = []
         for doc_id, start, end, score in spans:
