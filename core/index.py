@@ -327,12 +327,16 @@ class Library:
             self._cache_gen = generation
 
     def units(self, doc_id: str) -> list[Unit]:
+        return [unit for _, unit in self.units_with_ids(doc_id)]
+
+    def units_with_ids(self, doc_id: str) -> list[tuple[int, Unit]]:
+        """(unit id, unit) of one document, in unit order."""
         text = self.document(doc_id).text
         rows = self._db.execute(
-            "SELECT idx, chunk, start_char, end_char FROM units WHERE doc_id = ? ORDER BY idx",
+            "SELECT id, idx, chunk, start_char, end_char FROM units WHERE doc_id = ? ORDER BY idx",
             (doc_id,),
         ).fetchall()
-        return [Unit(doc_id, i, c, s, e, text[s:e]) for i, c, s, e in rows]
+        return [(u, Unit(doc_id, i, c, st, e, text[st:e])) for u, i, c, st, e in rows]
 
     def unit_vectors(self, doc_id: str) -> tuple[npt.NDArray[np.int64], Vectors]:
         """(unit ids, vectors) of one document, in unit order."""
@@ -622,14 +626,14 @@ class Library:
         """The `k` units nearest `vector` [dim] (cosine), best first; only `doc_ids`'s."""
         with self._lock:
             index = self._vector_index()
-            allowed = None if doc_ids is None else self._unit_ids(doc_ids)
+            allowed = None if doc_ids is None else self.unit_ids(doc_ids)
             total = len(index) if allowed is None else len(allowed)
             k = min(k, total)
             if k <= 0:
                 return []
             scores, ids = index.search(vector.reshape(1, -1).astype(np.float32), k, allowed)
             pairs = [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
-            return self._unit_hits(pairs)
+            return self.unit_hits(pairs)
 
     def cosines(self, vector: Vectors, unit_ids: Sequence[int]) -> dict[int, float]:
         """Cosine of `vector` with each of `unit_ids`' stored vectors."""
@@ -643,7 +647,7 @@ class Library:
             out.update(zip(ids.tolist(), (vectors @ vector).tolist(), strict=True))
         return out
 
-    def _unit_ids(self, doc_ids: Iterable[str]) -> npt.NDArray[np.int64]:
+    def unit_ids(self, doc_ids: Iterable[str]) -> npt.NDArray[np.int64]:
         ids = list(doc_ids)
         if not ids:
             return np.zeros(0, dtype=np.int64)
@@ -651,7 +655,7 @@ class Library:
         rows = self._db.execute(f"SELECT id FROM units WHERE doc_id IN ({marks})", ids).fetchall()
         return np.asarray([r[0] for r in rows], dtype=np.int64)
 
-    def _unit_hits(self, pairs: list[tuple[int, float]]) -> list[UnitHit]:
+    def unit_hits(self, pairs: list[tuple[int, float]]) -> list[UnitHit]:
         if not pairs:
             return []
         found: dict[int, tuple[Any, ...]] = {}

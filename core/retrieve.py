@@ -88,7 +88,7 @@ class Retriever:
             return []
         mask = None
         if doc_ids is not None:
-            mask = np.isin(self._bm25_ids, self.library._unit_ids(doc_ids)).astype(np.float32)
+            mask = np.isin(self._bm25_ids, self.library.unit_ids(doc_ids)).astype(np.float32)
             if not mask.any():
                 return []
         tokens = bm25s.tokenize([query], stopwords="en", show_progress=False)
@@ -101,7 +101,7 @@ class Retriever:
             for r, sc in zip(rows[0], scores[0], strict=True)
             if sc > 0
         ]
-        return self.library._unit_hits(pairs)
+        return self.library.unit_hits(pairs)
 
     def _bm25_index(self) -> Any:
         """A BM25 index over every unit of the library, rebuilt when it changed."""
@@ -113,13 +113,9 @@ class Retriever:
         ids: list[int] = []
         texts: list[str] = []
         for info in self.library.documents():
-            doc_text = self.library.document(info.doc_id).text
-            rows = self.library._db.execute(
-                "SELECT id, start_char, end_char FROM units WHERE doc_id = ? ORDER BY idx",
-                (info.doc_id,),
-            ).fetchall()
-            ids.extend(r[0] for r in rows)
-            texts.extend(doc_text[r[1] : r[2]] for r in rows)
+            for unit_id, unit in self.library.units_with_ids(info.doc_id):
+                ids.append(unit_id)
+                texts.append(unit.text)
         self._bm25 = None
         if texts:
             self._bm25 = bm25s.BM25()
