@@ -75,6 +75,17 @@ def _ivf(
     return index, x, ids
 
 
+def _built(kind: str) -> tuple[VectorIndex, NDArray[np.float32], NDArray[np.int64]]:
+    """An index of either kind: 3,000 clustered vectors grown into an IVF, or 1,000
+    random ones searched exactly."""
+    if kind == "ivf":
+        return _ivf(3_000)
+    x, ids = _random(1_000), _ids(1_000)
+    index = VectorIndex(DIM, exact_limit=LIMIT)
+    index.add(ids, x)
+    return index, x, ids
+
+
 # -- exact kind ---------------------------------------------------------------------------
 
 
@@ -175,12 +186,7 @@ def test_explicit_nprobe() -> None:
 
 @pytest.mark.parametrize("kind", ["exact", "ivf"])
 def test_remove(kind: str) -> None:
-    if kind == "ivf":
-        index, x, ids = _ivf(3_000)
-    else:
-        x, ids = _random(1_000), _ids(1_000)
-        index = VectorIndex(DIM, exact_limit=LIMIT)
-        index.add(ids, x)
+    index, x, ids = _built(kind)
     assert index.kind == kind
     n = len(index)
     gone = ids[::3]
@@ -206,12 +212,7 @@ def test_remove(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", ["exact", "ivf"])
 def test_allowed_equals_restricted_oracle(kind: str) -> None:
-    if kind == "ivf":
-        index, x, ids = _ivf(3_000)
-    else:
-        x, ids = _random(1_000), _ids(1_000)
-        index = VectorIndex(DIM, exact_limit=LIMIT)
-        index.add(ids, x)
+    index, x, ids = _built(kind)
     rows = np.arange(100, 400)  # one "document": a run of ids
     q = _random(15, seed=3)
     scores, found = index.search(q, 10, allowed=ids[rows][::-1].copy())  # order irrelevant
@@ -230,12 +231,7 @@ def test_allowed_equals_restricted_oracle(kind: str) -> None:
 @pytest.mark.parametrize("kind", ["exact", "ivf"])
 def test_allowed_search_sees_changes(kind: str) -> None:
     """The vectors of the last allowed set are kept between searches: not past a change."""
-    if kind == "ivf":
-        index, x, ids = _ivf(3_000)
-    else:
-        x, ids = _random(1_000), _ids(1_000)
-        index = VectorIndex(DIM, exact_limit=LIMIT)
-        index.add(ids, x)
+    index, x, ids = _built(kind)
     doc = ids[:300].copy()
     q = x[:5]
     _, found = index.search(q, 1, allowed=doc)
@@ -252,14 +248,8 @@ def test_allowed_search_sees_changes(kind: str) -> None:
 @pytest.mark.parametrize("kind", ["exact", "ivf"])
 def test_allowed_large_set_uses_selector(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cv, "SUBSET_EXACT_LIMIT", 10)  # force the IDSelector path
-    if kind == "ivf":
-        index, x, ids = _ivf(3_000)
-        q = x[:40] + 0.0
-    else:
-        x, ids = _random(1_000), _ids(1_000)
-        index = VectorIndex(DIM, exact_limit=LIMIT)
-        index.add(ids, x)
-        q = _random(40, seed=4)
+    index, x, ids = _built(kind)
+    q = x[:40] + 0.0 if kind == "ivf" else _random(40, seed=4)
     rows = np.flatnonzero(np.arange(ids.size) % 4 != 1)
     scores, found = index.search(q, 10, allowed=ids[rows])
     assert np.isin(found[found >= 0], ids[rows]).all()
