@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -120,3 +121,15 @@ def embedder() -> Any:
     embedder = Embedder(device="cpu")
     embedder.model  # noqa: B018 (load now, not inside the first test's timing)
     return embedder
+
+
+@pytest.fixture(scope="session")
+def cancel_after() -> Callable[[int], Callable[[], bool]]:
+    """A factory: `cancel_after(n)` is a `cancelled()` callback that says yes from its
+    (n+1)-th call on (the engine polls it between pages and batches)."""
+
+    def make(n: int) -> Callable[[], bool]:
+        calls = itertools.count(1)
+        return lambda: next(calls) > n
+
+    return make

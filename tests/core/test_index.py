@@ -125,7 +125,7 @@ def test_a_moved_file_is_located_near_its_old_place(
 
 def test_bad_input_leaves_the_library_as_it_was(
     tmp_path: Path, pdfs: dict[str, Path], make_pdf: MakePdf, embedder: Embedder,
-    chunking: Chunking, target_tokenizer: Any,
+    chunking: Chunking, target_tokenizer: Any, cancel_after: Callable[[int], Any],
 ) -> None:  # fmt: skip
     with Library(tmp_path / "lib", embedder) as lib:
         _add(lib, pdfs["harbour"], chunking, target_tokenizer)
@@ -136,15 +136,8 @@ def test_bad_input_leaves_the_library_as_it_was(
             _add(lib, junk, chunking, target_tokenizer)
         with pytest.raises(DocumentError, match="does not exist"):
             _add(lib, tmp_path / "missing.pdf", chunking, target_tokenizer)
-        steps = 0
-
-        def cancel_after_two() -> bool:
-            nonlocal steps
-            steps += 1
-            return steps > 2
-
         with pytest.raises(Cancelled):
-            _add(lib, pdfs["orchard"], chunking, target_tokenizer, cancelled=cancel_after_two)
+            _add(lib, pdfs["orchard"], chunking, target_tokenizer, cancelled=cancel_after(2))
         # A full disk during the commit: SQLite reports SQLITE_FULL and rolls back.
         pages = lib._db.execute("PRAGMA page_count").fetchone()[0]
         lib._db.execute(f"PRAGMA max_page_count = {pages + 1}")

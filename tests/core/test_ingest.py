@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pymupdf
 import pytest
@@ -268,20 +269,13 @@ def test_identifiers_broken_after_underscore_are_joined(make_pdf: MakePdf) -> No
     assert "LD_LIBRARY_PATH and R_NilValue" in doc.text
 
 
-def test_progress_and_cancel(make_pdf: MakePdf) -> None:
+def test_progress_and_cancel(make_pdf: MakePdf, cancel_after: Callable[[int], Any]) -> None:
     path = make_pdf([f"Page {i}." for i in range(1, 6)])
     seen: list[tuple[int, int]] = []
     read_pdf(path, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(i, 5) for i in range(1, 6)]
-    calls = 0
-
-    def after_two() -> bool:
-        nonlocal calls
-        calls += 1
-        return calls > 2
-
     with pytest.raises(Cancelled):
-        read_pdf(path, cancelled=after_two)
+        read_pdf(path, cancelled=cancel_after(2))
 
 
 def test_encrypted_without_password(make_pdf: MakePdf) -> None:
