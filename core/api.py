@@ -205,12 +205,6 @@ class Engine:
             yield Status("The chunking settings changed: re-indexing the library ...")
             yield from self.library.reindexing(chunking, counter, self._cancel.is_set)
 
-    def _read(self, path: Path, password: str | None) -> Generator[Event, None, Document]:
-        """Add `path` to the library (once); the generator's return value is its text."""
-        yield Status(f"Reading {path.name} ...")
-        info = yield from self.add(path, password)
-        return (yield from self._loaded(info.doc_id))
-
     def _loaded(self, doc_id: str) -> Generator[Event, None, Document]:
         doc = self.library.document(doc_id)
         assert self.target is not None

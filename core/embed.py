@@ -84,7 +84,7 @@ class Embedder:
         """Embeddings [len(texts), dim], float32, L2-normalised (cosine = dot).
 
         The model reads at most `max_pieces` word pieces of each text: units never
-        have more (`split_units`), a longer question is cut to its start.
+        have more (`core.chunking.fit_units`), a longer question is cut to its start.
         """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
