@@ -41,13 +41,15 @@ from core.ingest import Document
 from core.kvstore import KVStore, prefix_key
 from core.models import LoadedModel, cache_dir, counting_tokenizer, load_pair, load_tokenizer
 from core.prompts import Prompt, build_prompt, context_token_spans, template_overhead
+from core.render import PageRenderer, PdfLayout, RenderedPage
 from core.retrieve import Hit, Retriever, join_chunks
 
 MAX_QUESTION_CHARS = 4000
 MIN_DRAFTER_BUDGET = 256  # at least one retrieval unit, even for a short document
 
-__all__ = [  # the bench runner is re-exported: app/ may import only core.api
-    "Engine", "SpeedReport", "format_table", "report_to_json", "run_speed_bench",
+__all__ = [  # re-exported: app/ may import only core.api (and events, config, errors)
+    "DocumentInfo", "Engine", "Hit", "PageRenderer", "PdfLayout", "RenderedPage", "SpeedReport",
+    "default_library_dir", "format_table", "report_to_json", "run_speed_bench",
 ]  # fmt: skip
 
 
