@@ -106,6 +106,19 @@ class EngineWorker(QObject):
         if running is not None and self._engine is not None:
             self._engine.cancel()
 
+    def reconfigure(self, make_engine: Callable[[], Any]) -> int:
+        """Queue a job that closes the engine; the next job builds one with
+        `make_engine` (new models or library settings). Returns the job id."""
+
+        def body(_engine: Any) -> None:
+            self._close_engine()
+            self._engine = None
+            self._make_engine = make_engine
+
+        job = Job(next(self._ids), "configure", body)
+        self._jobs.put(job)
+        return job.job_id
+
     @property
     def busy(self) -> bool:
         return self._current is not None or not self._jobs.empty()
@@ -151,7 +164,7 @@ class EngineWorker(QObject):
             last_flush = time.monotonic()
 
         try:
-            if self._engine is None:
+            if self._engine is None and job.kind != "configure":
                 self._engine = self._make_engine()
             result = job.body(self._engine)
             if isinstance(result, Iterator):

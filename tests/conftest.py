@@ -93,16 +93,20 @@ def long_manual() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Tests never touch the user's library: RAPIDQA_LIBRARY points into pytest's tmp."""
+    """Tests never touch the user's library or app settings: RAPIDQA_LIBRARY and
+    RAPIDQA_SETTINGS point into pytest's tmp."""
     import os
 
-    saved = os.environ.get("RAPIDQA_LIBRARY")
+    names = ("RAPIDQA_LIBRARY", "RAPIDQA_SETTINGS")
+    saved = {name: os.environ.get(name) for name in names}
     os.environ["RAPIDQA_LIBRARY"] = str(tmp_path_factory.mktemp("library"))
+    os.environ["RAPIDQA_SETTINGS"] = str(tmp_path_factory.mktemp("settings") / "rapidqa.ini")
     yield
-    if saved is None:
-        os.environ.pop("RAPIDQA_LIBRARY", None)
-    else:
-        os.environ["RAPIDQA_LIBRARY"] = saved
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
