@@ -15,6 +15,7 @@ from core.events import DraftStep, Finished
 
 pytestmark = pytest.mark.gui
 
+
 def _step(
     n: int,
     drafted: int,
