@@ -116,6 +116,9 @@ def apply(app: QApplication) -> None:
     pal.setColor(QPalette.ColorRole.ToolTipBase, QColor("#FFFFF0"))
     pal.setColor(QPalette.ColorRole.ToolTipText, QColor("#1F1F1F"))
     pal.setColor(QPalette.ColorRole.PlaceholderText, QColor("#8A8F98"))
+    for role in (QPalette.ColorRole.ButtonText, QPalette.ColorRole.Text,
+                 QPalette.ColorRole.WindowText):  # fmt: skip
+        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#9AA0A6"))
     app.setPalette(pal)
     font = QFont(app.font())
     if font.pointSizeF() < 10:

@@ -1,0 +1,452 @@
+"""The app's persisted settings (`Settings`, kept in a `QSettings`) and the dialog that
+edits them. A missing or corrupt value falls back to its default: never a crash."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import theme
+from core.config import (
+    DEFAULT_MODEL,
+    MODES,
+    SAME_AS_TARGET,
+    DecodeConfig,
+    IndexConfig,
+    Mode,
+    ModelConfig,
+)
+
+DEVICES = ("auto", "cpu", "cuda")
+ETA_RANGE = (0.0, 50.0)
+GAMMA_RANGE = (1, 16)
+TEMPERATURE_RANGE = (0.0, 2.0)
+MAX_NEW_TOKENS_RANGE = (1, 4096)
+BUDGET_RANGE = (0, 262_144)  # 0 = automatic (DESIGN.md's default budget)
+CHUNK_RANGE = (128, 2048)
+CHUNK_STEP = 64
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the user chose in the settings dialog (and a few view preferences)."""
+
+    target: str = DEFAULT_MODEL
+    drafter: str = SAME_AS_TARGET
+    device: str = "auto"  # one of DEVICES
+    mode: Mode = "rapid"
+    eta: float = 5.0
+    gamma: int = 6
+    temperature: float = 0.0
+    max_new_tokens: int = 256
+    budget: int = 0  # drafter retrieval budget in tokens; 0 = automatic
+    chunk_tokens: int = 512
+    show_rejected: bool = True  # rejected drafts shown struck through in the answer
+
+    @classmethod
+    def load(cls, store: QSettings) -> Settings:
+        """Each value from `store`, or its default when missing, of the wrong type or
+        out of range."""
+        return _merged(lambda name: store.value(_KEYS[name]), cls())
+
+    def save(self, store: QSettings) -> None:
+        for name, value in asdict(self).items():
+            store.setValue(_KEYS[name], value)
+        store.sync()
+
+    def summary(self) -> dict[str, Any]:
+        """Plain values (JSON-friendly) to keep with an answer in the history."""
+        return asdict(self)
+
+    @classmethod
+    def from_summary(cls, summary: Mapping[str, Any], base: Settings) -> Settings:
+        """The settings of a `summary()`, with `base`'s value for any missing or invalid."""
+        return _merged(summary.get, base)
+
+    def model_config(self) -> ModelConfig:
+        device: Any = self.device
+        return ModelConfig(target=self.target, drafter=self.drafter, device=device)
+
+    def decode_config(self) -> DecodeConfig:
+        return DecodeConfig(
+            mode=self.mode,
+            gamma=self.gamma,
+            eta=self.eta,
+            temperature=self.temperature,
+            max_new_tokens=self.max_new_tokens,
+            budget=self.budget or None,
+        )
+
+    def index_config(self, library: Path | None = None) -> IndexConfig:
+        overlap = IndexConfig().chunk_overlap
+        if self.chunk_tokens <= overlap:  # keep 0 <= overlap < chunk size
+            overlap = self.chunk_tokens // 8
+        return IndexConfig(chunk_tokens=self.chunk_tokens, chunk_overlap=overlap, library=library)
+
+    def models_changed(self, other: Settings) -> bool:
+        """True when the models to load differ (a reload is needed)."""
+        mine = (self.target, self.drafter, self.device)
+        return mine != (other.target, other.drafter, other.device)
+
+    def chunking_changed(self, other: Settings) -> bool:
+        """True when documents are cut differently (the library must be re-indexed)."""
+        return self.chunk_tokens != other.chunk_tokens
+
+
+_KEYS = {
+    "target": "models/target",
+    "drafter": "models/drafter",
+    "device": "models/device",
+    "mode": "decoding/mode",
+    "eta": "decoding/eta",
+    "gamma": "decoding/gamma",
+    "temperature": "decoding/temperature",
+    "max_new_tokens": "decoding/max_new_tokens",
+    "budget": "retrieval/budget",
+    "chunk_tokens": "retrieval/chunk_tokens",
+    "show_rejected": "view/show_rejected",
+}
+
+
+def _within(low: float, high: float) -> Callable[[Any], bool]:
+    return lambda value: low <= value <= high
+
+
+def _model_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and "\n" not in value
+
+
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "target": _model_name,
+    "drafter": _model_name,
+    "device": lambda value: value in DEVICES,
+    "mode": lambda value: value in MODES,
+    "eta": _within(*ETA_RANGE),
+    "gamma": _within(*GAMMA_RANGE),
+    "temperature": _within(*TEMPERATURE_RANGE),
+    "max_new_tokens": _within(*MAX_NEW_TOKENS_RANGE),
+    "budget": _within(*BUDGET_RANGE),
+    "chunk_tokens": _within(*CHUNK_RANGE),
+    "show_rejected": lambda value: isinstance(value, bool),
+}
+
+
+def _merged(get: Callable[[str], Any], base: Settings) -> Settings:
+    """`base` with each field replaced by `get(name)` where that is a valid value."""
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        fallback = getattr(base, f.name)
+        try:
+            value = _coerce(get(f.name), fallback)
+        except Exception:  # a corrupt file may hold anything
+            value = None
+        values[f.name] = value if value is not None and _CHECKS[f.name](value) else fallback
+    return Settings(**values)
+
+
+def _coerce(raw: Any, default: Any) -> Any:
+    """`raw` as the type of `default` (INI files hold strings), or None if it is not
+    one. Bools and numbers are not mixed up: True is no gamma, 6 is no flag."""
+    if raw is None:
+        return None
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        return {"true": True, "1": True, "false": False, "0": False}.get(text)
+    if isinstance(raw, bool) or isinstance(raw, (list, dict, tuple)):
+        return None
+    if isinstance(default, int):
+        if isinstance(raw, float):
+            return int(raw) if raw.is_integer() else None
+        return int(str(raw).strip())  # ValueError -> default
+    if isinstance(default, float):
+        value = float(str(raw).strip()) if not isinstance(raw, (int, float)) else float(raw)
+        return value if math.isfinite(value) else None
+    return raw.strip() if isinstance(raw, str) else None
+
+
+def looks_like_path(text: str) -> bool:
+    """A local folder or file rather than a hub id ("org/name") or "default": a .gguf
+    name, an absolute, home or relative path, a backslash, or more than one "/"."""
+    text = text.strip()
+    if text.lower().endswith(".gguf") or "\\" in text or text.count("/") > 1:
+        return True
+    return text.startswith(("/", "~", ".")) or (len(text) > 1 and text[1] == ":")
+
+
+def model_problem(text: str) -> str:
+    """Why `text` cannot name a model, for the line under the field; "" if it can."""
+    text = text.strip()
+    if not text:
+        return "Enter a model: the bundled one, a hub id, a folder or a .gguf file."
+    if looks_like_path(text) and not Path(text).expanduser().exists():
+        return "Nothing at this path. Choose a model folder or .gguf file, or type a hub id."
+    return ""
+
+
+MODE_TEXTS: dict[str, tuple[str, str]] = {  # (name, one line: what runs)
+    "target": ("Target only (baseline)", "The target reads the whole document, one token a step."),
+    "rag": ("RAG", "The target reads only the retrieved passages."),
+    "sd": (
+        "Speculative decoding",
+        "The drafter proposes, the target checks: the same answer as Target only, faster.",
+    ),
+    "rapid": (
+        "RAPID",
+        "Speculative decoding that leans the answer towards the retrieved passages (eta).",
+    ),
+}
+BUNDLED_LABEL = "SmolLM2-135M (bundled)"
+SAME_LABEL = "Same as target (self-speculation)"
+
+
+class ModelField(QWidget):
+    """An editable model choice: the listed presets, or a typed hub id, a folder or a
+    .gguf file (with buttons to browse); an error line under it when it cannot be."""
+
+    changed = Signal()
+
+    def __init__(self, presets: Sequence[tuple[str, str]], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.combo = QComboBox()
+        self.combo.setEditable(True)
+        self.combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.combo.setMinimumContentsLength(16)
+        for label, value in presets:
+            self.combo.addItem(label, value)
+        edit = self.combo.lineEdit()
+        assert edit is not None  # an editable combo has one
+        edit.setPlaceholderText("hub id, model folder or .gguf file")
+        self.combo.currentTextChanged.connect(self._changed)
+        self.folder_button = QPushButton("Folder…")
+        self.folder_button.clicked.connect(lambda: self._picked(self.pick_folder()))
+        self.gguf_button = QPushButton("GGUF file…")
+        self.gguf_button.clicked.connect(lambda: self._picked(self.pick_gguf()))
+        self.error = QLabel()
+        self.error.setObjectName("error")
+        self.error.setStyleSheet(f"color: {theme.VERMILION};")
+        _wrapped(self.error)
+        self.error.hide()
+        # Overridable seams, so tests never open a file dialog.
+        self.pick_folder: Callable[[], str] = lambda: QFileDialog.getExistingDirectory(
+            self, "Choose a model folder"
+        )
+        self.pick_gguf: Callable[[], str] = lambda: QFileDialog.getOpenFileName(
+            self, "Choose a GGUF model", "", "GGUF models (*.gguf)"
+        )[0]
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.combo, 1)
+        row.addWidget(self.folder_button)
+        row.addWidget(self.gguf_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(row)
+        layout.addWidget(self.error)
+
+    def value(self) -> str:
+        text = self.combo.currentText().strip()
+        index = self.combo.findText(text, Qt.MatchFlag.MatchExactly)
+        return str(self.combo.itemData(index)) if index >= 0 else text
+
+    def set_value(self, value: str) -> None:
+        index = self.combo.findData(value)
+        if index >= 0:
+            self.combo.setCurrentIndex(index)
+        self.combo.setEditText(self.combo.itemText(index) if index >= 0 else value)
+        self._changed()
+
+    def problem(self) -> str:
+        return model_problem(self.value())
+
+    def _picked(self, path: str) -> None:
+        if path:
+            self.set_value(path)
+
+    def _changed(self) -> None:
+        problem = self.problem()
+        self.error.setText(problem)
+        self.error.setVisible(bool(problem))
+        self.changed.emit()
+
+
+def _wrapped(label: QLabel, lines: int = 2) -> QLabel:
+    """Word-wrapped with room for `lines` lines (a form does not grow for wrapping)."""
+    label.setWordWrap(True)
+    label.setMinimumHeight(label.fontMetrics().lineSpacing() * lines + 2)
+    return label
+
+
+def _note(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setStyleSheet("color: #5F6670;")
+    return _wrapped(label)
+
+
+class SettingsDialog(QDialog):
+    """Models, decoding, retrieval and display settings; `settings()` is the result."""
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(600)
+        self._initial = settings
+
+        self.target = ModelField([(BUNDLED_LABEL, DEFAULT_MODEL)])
+        self.drafter = ModelField([(SAME_LABEL, SAME_AS_TARGET), (BUNDLED_LABEL, DEFAULT_MODEL)])
+        self.device = QComboBox()
+        for label, value in (("Automatic", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda")):
+            self.device.addItem(label, value)
+        self.device.setToolTip("Automatic uses a CUDA GPU when there is one, else the CPU.")
+        models = QFormLayout()
+        models.addRow("Target model:", self.target)
+        models.addRow("Drafter model:", self.drafter)
+        models.addRow("Device:", self.device)
+
+        self.mode = QComboBox()
+        for mode in MODES:
+            self.mode.addItem(MODE_TEXTS[mode][0], mode)
+        self.mode_note = _note("")
+        self.eta = QDoubleSpinBox()
+        self.eta.setRange(*ETA_RANGE)
+        self.eta.setSingleStep(0.5)
+        self.eta.setDecimals(1)
+        self.eta.setToolTip(
+            "How strongly RAPID leans towards the retrieved passages (paper: 5-20)."
+        )
+        self.gamma = QSpinBox()
+        self.gamma.setRange(*GAMMA_RANGE)
+        self.gamma.setSuffix(" tokens")
+        self.gamma.setToolTip("The most tokens the drafter proposes per round.")
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(*TEMPERATURE_RANGE)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setDecimals(2)
+        self.temperature.setSpecialValueText("0 (greedy)")
+        self.max_new_tokens = QSpinBox()
+        self.max_new_tokens.setRange(*MAX_NEW_TOKENS_RANGE)
+        decoding = QFormLayout()
+        decoding.addRow("Mode:", self.mode)
+        decoding.addRow("", self.mode_note)
+        decoding.addRow("RAPID strength (eta):", self.eta)
+        decoding.addRow("Draft tokens per round:", self.gamma)
+        decoding.addRow("Temperature:", self.temperature)
+        decoding.addRow("Longest answer:", self.max_new_tokens)
+
+        self.budget = QSpinBox()
+        self.budget.setRange(*BUDGET_RANGE)
+        self.budget.setSingleStep(256)
+        self.budget.setSuffix(" tokens")
+        self.budget.setSpecialValueText("Automatic")
+        self.budget.setToolTip("How much retrieved text the drafter reads; Automatic grows "
+                               "with the document (up to 4,096 tokens).")  # fmt: skip
+        self.chunk_tokens = QSpinBox()
+        self.chunk_tokens.setRange(*CHUNK_RANGE)
+        self.chunk_tokens.setSingleStep(CHUNK_STEP)
+        self.chunk_tokens.setSuffix(" tokens")
+        self.chunk_note = _note("")
+        retrieval = QFormLayout()
+        retrieval.addRow("Retrieval budget:", self.budget)
+        retrieval.addRow("Passage size:", self.chunk_tokens)
+        retrieval.addRow("", self.chunk_note)
+
+        self.show_rejected = QCheckBox("Show rejected drafts (struck through) in the answer")
+
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Cancel
+            | QDialogButtonBox.StandardButton.RestoreDefaults
+        )
+        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        defaults = self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
+        defaults.clicked.connect(lambda: self.set_settings(Settings()))
+
+        layout = QVBoxLayout(self)
+        for title, form in (("Models", models), ("Decoding", decoding), ("Retrieval", retrieval)):
+            group = QGroupBox(title)
+            group.setLayout(form)
+            layout.addWidget(group)
+        layout.addWidget(self.show_rejected)
+        layout.addWidget(self.buttons)
+
+        self.target.changed.connect(self._validate)
+        self.drafter.changed.connect(self._validate)
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        self.chunk_tokens.valueChanged.connect(self._chunk_changed)
+        self.set_settings(settings)
+
+    def set_settings(self, s: Settings) -> None:
+        """Fill every field from `s`."""
+        self.target.set_value(s.target)
+        self.drafter.set_value(s.drafter)
+        self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
+        self.mode.setCurrentIndex(max(0, self.mode.findData(s.mode)))
+        self.eta.setValue(s.eta)
+        self.gamma.setValue(s.gamma)
+        self.temperature.setValue(s.temperature)
+        self.max_new_tokens.setValue(s.max_new_tokens)
+        self.budget.setValue(s.budget)
+        self.chunk_tokens.setValue(s.chunk_tokens)
+        self.show_rejected.setChecked(s.show_rejected)
+        self._mode_changed()
+        self._chunk_changed()
+        self._validate()
+
+    def settings(self) -> Settings:
+        """The settings as edited (valid whenever OK is enabled)."""
+        return Settings(
+            target=self.target.value(),
+            drafter=self.drafter.value(),
+            device=str(self.device.currentData()),
+            mode=self.mode.currentData(),
+            eta=round(self.eta.value(), 3),
+            gamma=self.gamma.value(),
+            temperature=round(self.temperature.value(), 3),
+            max_new_tokens=self.max_new_tokens.value(),
+            budget=self.budget.value(),
+            chunk_tokens=self.chunk_tokens.value(),
+            show_rejected=self.show_rejected.isChecked(),
+        )
+
+    def _mode_changed(self) -> None:
+        mode = self.mode.currentData()
+        self.mode_note.setText(MODE_TEXTS[mode][1])
+        self.eta.setEnabled(mode == "rapid")
+        self.gamma.setEnabled(mode in ("sd", "rapid"))
+        self.budget.setEnabled(mode != "target")
+
+    def _chunk_changed(self) -> None:
+        changed = self.chunk_tokens.value() != self._initial.chunk_tokens
+        self.chunk_note.setText(
+            "The library is re-indexed when you press OK (this can take a while)."
+            if changed
+            else "Changing it re-indexes the library."
+        )
+
+    def _validate(self) -> None:
+        self.ok_button.setEnabled(not self.target.problem() and not self.drafter.problem())
