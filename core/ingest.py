@@ -195,10 +195,9 @@ def reading_pdf(
         )
     sha = hashlib.sha256(data).hexdigest()
     use_ocr = ocr_available() if ocr is None else ocr
-    with _PYMUPDF_LOCK:
-        title, raw_pages, notes = yield from _extract(
-            path, data, password, _EOF_MARKER in data[-_EOF_WINDOW:], use_ocr, cancelled
-        )
+    title, raw_pages, notes = yield from _extract(
+        path, data, password, _EOF_MARKER in data[-_EOF_WINDOW:], use_ocr, cancelled
+    )
     pages: list[Page] = []
     offset = 0
     for raw in raw_pages:
@@ -287,52 +286,74 @@ def _extract(
 
     pymupdf: Any = module  # PyMuPDF has no type hints
     with _errors_off_stderr(pymupdf):
-        damaged = (
-            f"{path} is damaged or incomplete and could not be read. Download or export it "
-            "again, then retry."
-        )
+        # The PyMuPDF lock is held per call, not for the whole document, so that the
+        # viewer's renderer thread can draw pages while a long PDF is being read.
+        with _PYMUPDF_LOCK:
+            pdf, title, total = _open_checked(pymupdf, path, data, password, complete)
         try:
-            pdf = pymupdf.open(stream=data, filetype="pdf")
-        except Exception as err:  # MuPDF raises FileDataError, RuntimeError ... by version
-            raise DocumentError(damaged) from err
-        with pdf:
-            if pdf.is_repaired and not complete:
-                raise DocumentError(
-                    f"{path} is incomplete (the file is cut off, as after an interrupted "
-                    "download or copy). Download or copy it again, then retry."
-                )
-            if pdf.needs_pass:
-                if password is None:
-                    raise PasswordRequired(
-                        f"{path} is password-protected. Give its password with --password "
-                        "(CLI) or in the password prompt."
-                    )
-                if not pdf.authenticate(password):
-                    raise PasswordRequired(
-                        f"The password for {path} is wrong. Check it (passwords are "
-                        "case-sensitive) and try again.",
-                        wrong_password=True,
-                    )
-            total = pdf.page_count
-            if total == 0:
-                if pdf.is_repaired:
-                    raise DocumentError(damaged)
-                raise DocumentError(f"{path} has no pages. Choose a PDF with content.")
-            title = str((pdf.metadata or {}).get("title") or "").strip()
             pages: list[Page] = []
             notes: list[str] = []
             for index in range(total):
                 if cancelled is not None and cancelled():
                     raise Cancelled()
                 try:
-                    page = pdf[index]
-                    pages.append(_read_page(pymupdf, page, index + 1, ocr, notes))
+                    with _PYMUPDF_LOCK:
+                        pages.append(_read_page(pymupdf, pdf[index], index + 1, ocr, notes))
                 except (DocumentError, Cancelled):
                     raise
                 except Exception as err:
-                    raise DocumentError(f"{damaged} (page {index + 1}: {err})") from err
+                    raise DocumentError(f"{_damaged(path)} (page {index + 1}: {err})") from err
                 yield index + 1, total
+        finally:
+            with _PYMUPDF_LOCK:
+                pdf.close()
         return normalise_text(title).replace("\n", " "), pages, notes
+
+
+def _damaged(path: Path) -> str:
+    return (
+        f"{path} is damaged or incomplete and could not be read. Download or export it "
+        "again, then retry."
+    )
+
+
+def _open_checked(
+    pymupdf: Any, path: Path, data: bytes, password: str | None, complete: bool
+) -> tuple[Any, str, int]:
+    """The opened, unlocked document, its metadata title and page count (call with the
+    PyMuPDF lock held); the document is closed again when it cannot be read."""
+    try:
+        pdf = pymupdf.open(stream=data, filetype="pdf")
+    except Exception as err:  # MuPDF raises FileDataError, RuntimeError ... by version
+        raise DocumentError(_damaged(path)) from err
+    try:
+        if pdf.is_repaired and not complete:
+            raise DocumentError(
+                f"{path} is incomplete (the file is cut off, as after an interrupted "
+                "download or copy). Download or copy it again, then retry."
+            )
+        if pdf.needs_pass:
+            if password is None:
+                raise PasswordRequired(
+                    f"{path} is password-protected. Give its password with --password "
+                    "(CLI) or in the password prompt."
+                )
+            if not pdf.authenticate(password):
+                raise PasswordRequired(
+                    f"The password for {path} is wrong. Check it (passwords are "
+                    "case-sensitive) and try again.",
+                    wrong_password=True,
+                )
+        total = pdf.page_count
+        if total == 0:
+            if pdf.is_repaired:
+                raise DocumentError(_damaged(path))
+            raise DocumentError(f"{path} has no pages. Choose a PDF with content.")
+        title = str((pdf.metadata or {}).get("title") or "").strip()
+    except BaseException:
+        pdf.close()
+        raise
+    return pdf, title, total
 
 
 def _read_page(pymupdf: Any, page: Any, number: int, ocr: bool, notes: list[str]) -> Page:
