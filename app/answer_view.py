@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
     QPushButton,
+    QSizePolicy,
     QTextBrowser,
     QToolTip,
     QVBoxLayout,
@@ -123,6 +124,10 @@ class LegendEntry(QWidget):
         self._doc.setDocumentMargin(2)
         QTextCursor(self._doc).insertText(style.label, style.char_format())
         self.setToolTip(f"{style.label}: {style.tip}")
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
 
     def sizeHint(self) -> QSize:
         self._doc.setDefaultFont(self.font())
@@ -211,15 +216,15 @@ class AnswerView(QWidget):
         self.copy_button = QPushButton("Copy", self)
         self.copy_button.setToolTip("Copy the answer and its sources (without rejected drafts)")
         self.copy_button.clicked.connect(self.copy_answer)
-        top = QHBoxLayout()
-        top.addWidget(self.legend)
-        top.addStretch(1)
-        top.addWidget(self.rejected_box)
-        top.addWidget(self.copy_button)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.legend)
+        bottom.addStretch(1)
+        bottom.addWidget(self.rejected_box)
+        bottom.addWidget(self.copy_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
         layout.addWidget(self.browser, 1)
+        layout.addLayout(bottom)
         self._show_rejected = False
         self._question = ""
         self._notices: list[tuple[str, str]] = []

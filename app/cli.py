@@ -350,7 +350,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_index(args, sys.stdout, err)
         if args.command == "search":
             return _cmd_search(args, sys.stdout, err)
-        return _cmd_gui(getattr(args, "pdf", None), getattr(args, "quit_after", None), err)
+        return _cmd_gui(
+            getattr(args, "pdf", None), getattr(args, "quit_after", None),
+            getattr(args, "library", None), err,
+        )  # fmt: skip
     except UsageError as exc:
         parser.print_usage(err)
         print(f"rapidqa: error: {exc}", file=err)
@@ -865,13 +868,13 @@ def _display_problem() -> str:
     return "no display found (DISPLAY and WAYLAND_DISPLAY are not set)"
 
 
-def _cmd_gui(pdf: Path | None, quit_after: float | None, err: TextIO) -> int:
+def _cmd_gui(pdf: Path | None, quit_after: float | None, library: Path | None, err: TextIO) -> int:
     if pdf is not None:
         _check_pdf(pdf)
     problem = _display_problem()
     if not problem:
         try:
-            from app.gui_placeholder import run_placeholder  # imports PySide6
+            from app.gui import run_gui  # imports PySide6
         except ImportError as exc:
             problem = f"Qt could not be loaded ({exc})"
     if problem:
@@ -882,4 +885,4 @@ def _cmd_gui(pdf: Path | None, quit_after: float | None, err: TextIO) -> int:
             file=err,
         )
         return EXIT_USAGE
-    return run_placeholder(pdf, quit_after)
+    return run_gui(pdf, quit_after, library)

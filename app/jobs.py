@@ -5,14 +5,18 @@ the engine's thread is in one short file and touches nothing of Qt."""
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.api import DocumentInfo
 from core.config import DecodeConfig
 from core.errors import PasswordRequired
-from core.events import Event
+from core.events import ChunkRef, Event, Finished
+
+if TYPE_CHECKING:
+    from app.history import AnswerRecord
+    from app.settings import Settings
 
 Engine = Any  # core.api.Engine, or a test's scripted engine with the same methods
 
@@ -70,3 +74,19 @@ def ask(question: str, doc_ids: Sequence[str], cfg: DecodeConfig) -> Any:
 def compare_with_target(question: str, doc_ids: Sequence[str], cfg: DecodeConfig) -> Any:
     """The same question with the target alone: the measured baseline."""
     return ask(question, doc_ids, replace(cfg, mode="target"))
+
+
+@dataclass
+class Run:
+    """What the window remembers about one job it submitted (kept on the GUI thread)."""
+
+    kind: str
+    key: str = ""
+    path: Path | None = None
+    question: str = ""
+    doc_ids: tuple[str, ...] = ()
+    settings: Settings | None = None
+    finished: Finished | None = None
+    chunks: tuple[ChunkRef, ...] = ()
+    record: AnswerRecord | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

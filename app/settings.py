@@ -84,6 +84,17 @@ class Settings:
         """The settings of a `summary()`, with `base`'s value for any missing or invalid."""
         return _merged(summary.get, base)
 
+    def describe(self) -> str:
+        """The next answer's settings in one line, e.g. "rapid · η 5 · γ 6 · greedy"."""
+        parts = [self.mode]
+        if self.mode == "rapid":
+            parts.append(f"η {self.eta:g}")
+        if self.mode in ("sd", "rapid"):
+            parts.append(f"γ {self.gamma}")
+        parts.append("greedy" if self.temperature == 0 else f"T {self.temperature:g}")
+        parts.append(f"≤ {self.max_new_tokens} tokens")
+        return " · ".join(parts)
+
     def model_config(self) -> ModelConfig:
         device: Any = self.device
         return ModelConfig(target=self.target, drafter=self.drafter, device=device)

@@ -59,7 +59,7 @@ _U = QTextCharFormat.UnderlineStyle
 TOKEN_STYLES: dict[str, TokenStyle] = {
     "accepted": TokenStyle(
         "accepted",
-        "Accepted draft",
+        "Accepted",
         "drafted from the retrieved passages and accepted by the target",
         BLUE,
         "#E3EFF8",
@@ -67,7 +67,7 @@ TOKEN_STYLES: dict[str, TokenStyle] = {
     ),
     "correction": TokenStyle(
         "correction",
-        "Target correction",
+        "Correction",
         "the target's own token after it rejected a draft",
         VERMILION,
         "#FBE6D8",
@@ -82,11 +82,11 @@ TOKEN_STYLES: dict[str, TokenStyle] = {
         _U.DashUnderline,
     ),
     "target": TokenStyle(
-        "target", "Target only", "a plain target step (nothing was drafted)", "#1F1F1F", ""
+        "target", "Target", "a plain target step (nothing was drafted)", "#1F1F1F", ""
     ),
     "rejected": TokenStyle(
         "rejected",
-        "Rejected draft",
+        "Rejected",
         "drafted, then rejected by the target (not part of the answer)",
         GREY,
         "",

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -520,30 +521,22 @@ def test_gui_without_display_suggests_ask(
 
 
 @pytest.mark.gui
-def test_gui_placeholder_opens_and_quits(pdf: Path) -> None:
+def test_gui_opens_on_a_pdf_and_quits(pdf: Path) -> None:
+    """The real window with the real engine starts, adds the PDF and quits when told,
+    even while the engine is still loading its model (bounded wait)."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "app", "gui", str(pdf), "--quit-after", "0.2"],
+        [sys.executable, "-m", "app", "gui", str(pdf), "--quit-after", "1.0"],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-
-
-@pytest.mark.gui
-def test_placeholder_window_names_the_pdf(qtbot: Any) -> None:
-    from PySide6.QtWidgets import QLabel
-
-    from app.gui_placeholder import build_window
-
-    window = build_window(Path("/tmp/story.pdf"))
-    qtbot.addWidget(window)
-    label = window.centralWidget()
-    assert isinstance(label, QLabel)
-    assert "story.pdf" in label.text() and "GUI issue" in label.text()
+    assert time.monotonic() - started < 60
+    assert "Traceback" not in proc.stderr
 
 
 # --- the real engine on a tiny model --------------------------------------------------------
