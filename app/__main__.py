@@ -1,5 +1,9 @@
 """`python -m app`: the same as the `rapidqa` command."""
 
-from app.cli import main
+import multiprocessing
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when a child process (the PDF reader) imports it
+    multiprocessing.freeze_support()
+    from app.cli import main
+
+    raise SystemExit(main())

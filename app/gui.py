@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -93,6 +94,7 @@ def run_gui(
     app.setOrganizationName("RapidQA")
     theme.apply(app)
     window, worker = build(settings_store(), library=library, pdf=pdf)
+    gc.freeze()  # torch, transformers, Qt: never scanned by full collections (GIL)
     window.show()
     if quit_after is not None:
         QTimer.singleShot(int(quit_after * 1000), window.close)

@@ -3,6 +3,7 @@ worker's signals to the widgets. No model, tensor or PDF is touched here."""
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -273,6 +274,9 @@ class MainWindow(LibraryRoutes, AnswerRoutes, QMainWindow):
             self._set_documents(list(self._docs.values()))
         elif run.kind == "load":
             self.statusBar().showMessage("Models ready.", 4000)
+            # Everything loaded so far lives as long as the app: keep it out of the
+            # full garbage collections, which hold the GIL (and so the window).
+            gc.freeze()
         self._job_over(job, run)
 
     def _on_failed(self, job: int, message: str) -> None:

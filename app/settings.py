@@ -113,7 +113,10 @@ class Settings:
         overlap = IndexConfig().chunk_overlap
         if self.chunk_tokens <= overlap:  # keep 0 <= overlap < chunk size
             overlap = self.chunk_tokens // 8
-        return IndexConfig(chunk_tokens=self.chunk_tokens, chunk_overlap=overlap, library=library)
+        return IndexConfig(
+            chunk_tokens=self.chunk_tokens, chunk_overlap=overlap, library=library,
+            read_in_child=True,  # PyMuPDF in this process would stall the window
+        )  # fmt: skip
 
     def models_changed(self, other: Settings) -> bool:
         """True when the models to load differ (a reload is needed)."""

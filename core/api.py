@@ -132,9 +132,11 @@ class Engine:
         """The on-disk library (opened on first use; see `IndexConfig.library`)."""
         if self._library is None:
             root = self.index_cfg.library or default_library_dir()
+            cfg = self.index_cfg
             self._library = Library(
-                root, Embedder(self.index_cfg.embedder), exact_limit=self.index_cfg.exact_limit
-            )
+                root, Embedder(cfg.embedder), exact_limit=cfg.exact_limit,
+                read_in_child=cfg.read_in_child,
+            )  # fmt: skip
         return self._library
 
     @property

@@ -35,13 +35,19 @@ class SpanCounter:
         self._tokenizer = tokenizer  # a `tokenizers.Tokenizer`, no truncation or padding
         self._text = text
         lines = [(m.start(), m.group()) for m in _LINE.finditer(text) if m.group()]
-        encodings = tokenizer.encode_batch([t for _, t in lines], add_special_tokens=False)
-        starts = [
-            base + first
-            for (base, _), enc in zip(lines, encodings, strict=True)
-            for first, _ in enc.offsets
-        ]
-        self._starts = np.asarray(starts, dtype=np.int64)
+        # In batches: one call on a whole book holds the GIL for half a second (the
+        # window's thread would stall); a batch takes a few milliseconds.
+        parts: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+        for at in range(0, len(lines), _BATCH_LINES):
+            batch = lines[at : at + _BATCH_LINES]
+            encodings = tokenizer.encode_batch([t for _, t in batch], add_special_tokens=False)
+            starts = [
+                base + first
+                for (base, _), enc in zip(batch, encodings, strict=True)
+                for first, _ in enc.offsets
+            ]
+            parts.append(np.asarray(starts, dtype=np.int64))
+        self._starts = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         self._starts.sort()
 
     def __call__(self, start: int, end: int) -> int:
@@ -62,6 +68,7 @@ def text_counter(count: Callable[[str], int], text: str) -> Count:
     return lambda start, end: count(text[start:end])
 
 
+_BATCH_LINES = 512  # lines per tokenizer call in SpanCounter
 _LINE = re.compile(r"[^\n]*\n*")  # a line with the line breaks after it (they are tokens)
 
 

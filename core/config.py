@@ -47,6 +47,10 @@ class IndexConfig:
     hybrid: bool = True
     min_score: float = 0.1  # similarity floor (cosine) for dense hits
     exact_limit: int = 200_000  # vectors searched exactly; an IVF index past this
+    # Parse PDFs in a child process: PyMuPDF holds Python's GIL for up to half a second
+    # on heavy pages, which would freeze a window run by the same process (the app
+    # sets it; the CLI has no window to keep alive and saves the ~0.5 s start).
+    read_in_child: bool = False
 
 
 @dataclass(frozen=True)

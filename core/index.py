@@ -41,6 +41,7 @@ from core.chunking import Chunk, SpanCounter, Unit, fit_units, make_chunks, make
 from core.embed import Embedder, Vectors
 from core.errors import Cancelled, ConfigError, LibraryBusy, LibraryError
 from core.events import IngestProgress, drain
+from core.gc_quiet import no_full_collections
 from core.ingest import Document, Page, reading_pdf
 from core.vectorindex import VectorIndex, VectorIndexError
 
@@ -154,11 +155,17 @@ class Library:
     """
 
     def __init__(
-        self, root: Path | str, embedder: Embedder | None = None, *, exact_limit: int = 200_000
+        self,
+        root: Path | str,
+        embedder: Embedder | None = None,
+        *,
+        exact_limit: int = 200_000,
+        read_in_child: bool = False,
     ) -> None:
         self.root = Path(root).expanduser()
         self.embedder = embedder or Embedder()
         self.exact_limit = exact_limit
+        self.read_in_child = read_in_child  # parse PDFs in a child process (reading_pdf)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -369,11 +376,13 @@ class Library:
         batches (raises `Cancelled`), leaving the library as it was.
         """
         path = Path(path).expanduser()
-        with self._writing():
+        with self._writing(), no_full_collections():
             found = self._known(path)
             if found is not None:
                 return found
-            reader = reading_pdf(path, password, ocr=ocr, cancelled=cancelled)
+            reader = reading_pdf(
+                path, password, ocr=ocr, cancelled=cancelled, isolated=self.read_in_child
+            )
             doc = yield from _pages_read(path.name, reader)
             title = doc.title
             again = self.find_sha(doc.sha256)  # the same bytes added meanwhile
@@ -557,7 +566,7 @@ class Library:
     ) -> Iterator[IngestProgress]:
         """Re-cut and re-embed every stale document from its stored text, one
         transaction per document (an interrupted re-index resumes where it stopped)."""
-        with self._writing():
+        with self._writing(), no_full_collections():
             for info in self.stale(chunking):
                 doc = self.document(info.doc_id)
                 yield IngestProgress(info.title, "split", 0, 1)

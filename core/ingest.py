@@ -173,6 +173,7 @@ def reading_pdf(
     *,
     ocr: bool | None = None,
     cancelled: Callable[[], bool] | None = None,
+    isolated: bool = False,
 ) -> Generator[tuple[int, int], None, Document]:
     """Read the PDF at `path` page by page, yielding (pages read, pages in all); the
     generator's return value is the `Document`.
@@ -184,7 +185,11 @@ def reading_pdf(
     Raises `DocumentError` (missing, folder, not a PDF, damaged, no pages, no text)
     and `PasswordRequired` (encrypted and no password or a wrong one). The file is
     read into memory first, so it may vanish or change while its pages are parsed.
-    Holds the PyMuPDF lock while it runs: drive it from one thread (module doc).
+
+    `isolated`: parse in a child process (core/ingest_process.py). PyMuPDF holds
+    Python's GIL for up to half a second on a heavy page; in a child process that
+    cannot stall the other threads (the app's window). A crash of MuPDF on a damaged
+    file then becomes a `DocumentError`, too. Costs about half a second to start.
     """
     path = Path(path)
     data = _read_bytes(path)
@@ -195,14 +200,24 @@ def reading_pdf(
         )
     sha = hashlib.sha256(data).hexdigest()
     use_ocr = ocr_available() if ocr is None else ocr
-    title, raw_pages, notes = yield from _extract(
-        path, data, password, _EOF_MARKER in data[-_EOF_WINDOW:], use_ocr, cancelled
-    )
+    complete = _EOF_MARKER in data[-_EOF_WINDOW:]
+    if isolated:
+        from core.ingest_process import extract_in_child
+
+        extract = extract_in_child(path, data, password, complete, use_ocr, cancelled)
+    else:
+        extract = _extract(path, data, password, complete, use_ocr, cancelled)
     pages: list[Page] = []
     offset = 0
-    for raw in raw_pages:
+    while True:
+        try:
+            done, total, raw = next(extract)
+        except StopIteration as stop:
+            title, notes = stop.value
+            break
         pages.append(replace(raw, start_char=offset))
         offset += len(raw.text) + len(PAGE_SEPARATOR)
+        yield done, total
     if not any(page.text.strip() for page in pages):
         if not notes:  # no page holds an image: drawings only, nothing to OCR
             raise DocumentError(
@@ -277,8 +292,9 @@ def _extract(
     complete: bool,
     ocr: bool,
     cancelled: Callable[[], bool] | None,
-) -> Generator[tuple[int, int], None, tuple[str, list[Page], list[str]]]:
-    """(metadata title, pages without offsets, notes); the only PyMuPDF code.
+) -> Generator[tuple[int, int, Page], None, tuple[str, list[str]]]:
+    """Yields (pages read, pages in all, the page without its offset); returns the
+    metadata title and the notes. The only PyMuPDF code of the engine.
 
     `complete`: the file ends like a whole PDF.
     """
@@ -291,23 +307,22 @@ def _extract(
         with _PYMUPDF_LOCK:
             pdf, title, total = _open_checked(pymupdf, path, data, password, complete)
         try:
-            pages: list[Page] = []
             notes: list[str] = []
             for index in range(total):
                 if cancelled is not None and cancelled():
                     raise Cancelled()
                 try:
                     with _PYMUPDF_LOCK:
-                        pages.append(_read_page(pymupdf, pdf[index], index + 1, ocr, notes))
+                        page = _read_page(pymupdf, pdf[index], index + 1, ocr, notes)
                 except (DocumentError, Cancelled):
                     raise
                 except Exception as err:
                     raise DocumentError(f"{_damaged(path)} (page {index + 1}: {err})") from err
-                yield index + 1, total
+                yield index + 1, total, page
         finally:
             with _PYMUPDF_LOCK:
                 pdf.close()
-        return normalise_text(title).replace("\n", " "), pages, notes
+        return normalise_text(title).replace("\n", " "), notes
 
 
 def _damaged(path: Path) -> str:
