@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressBar,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -126,6 +127,11 @@ class MainWindow(LibraryRoutes, AnswerRoutes, QMainWindow):
         self.setCentralWidget(self.splitter)
         self.model_label = QLabel("Models not loaded yet")
         self.model_label.setObjectName("statName")
+        self.loading = QProgressBar()  # a busy bar while the models load
+        self.loading.setRange(0, 0)
+        self.loading.setMaximumSize(120, 12)
+        self.loading.hide()
+        self.statusBar().addPermanentWidget(self.loading)
         self.statusBar().addPermanentWidget(self.model_label)
         self.resize(1520, 920)
 
@@ -210,6 +216,8 @@ class MainWindow(LibraryRoutes, AnswerRoutes, QMainWindow):
             return
         if kind == "load":
             self.statusBar().showMessage("Loading the models…")
+            self.model_label.setText("Loading the models…")
+            self.loading.show()
         elif kind in ("ask", "compare"):
             self.ask.show_progress("Preparing…", None)
 
@@ -305,6 +313,10 @@ class MainWindow(LibraryRoutes, AnswerRoutes, QMainWindow):
         self._job_over(job, run)
 
     def _job_over(self, job: int, run: Run) -> None:
+        if run.kind == "load":
+            self.loading.hide()
+            if self.model_label.text().startswith("Loading"):
+                self.model_label.setText("Models not loaded")
         if job == self._answer_job:
             self._answer_job = None
             self.ask.set_busy(False)

@@ -19,6 +19,7 @@ idle floor) and writes it to bench/results/gui_stall.md.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
@@ -80,6 +81,7 @@ def main() -> int:
 
     t_idle = time.monotonic()
     window, worker = build(store, library=work / "library")
+    gc.freeze()  # as app.gui.run_gui does
     window.resize(1520, 920)
     window.show()
 
@@ -122,13 +124,15 @@ def main() -> int:
 
     floor = max(rows[1][2].max_stall_ms, 1.0)
     lines = [
-        "| phase | seconds | max stall (ms) | p99 (ms) | median (ms) | max vs idle |",
-        "|---|---|---|---|---|---|",
+        "| phase | seconds | max stall (ms) | p99 (ms) | median (ms) | stalls > 50 ms "
+        "| max vs idle |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, seconds, m in rows:
         lines.append(
             f"| {name} | {seconds:.1f} | {m.max_stall_ms:.1f} | {m.percentile(99):.1f} | "
-            f"{m.percentile(50):.2f} | {m.max_stall_ms / floor:.1f}x |"
+            f"{m.percentile(50):.2f} | {sum(g > TARGET_MS for g in m.gaps_ms)} | "
+            f"{m.max_stall_ms / floor:.1f}x |"
         )
     worst = max(m.max_stall_ms for name, _s, m in rows if name in ("index", "answer"))
     verdict = "within" if worst <= TARGET_MS else "over"

@@ -22,8 +22,10 @@ sys.path.insert(0, str(REPO))
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot.png")
-    parser.add_argument("--tokens", type=int, default=28, help="grab after this many tokens")
-    parser.add_argument("--question", default="")
+    parser.add_argument("--tokens", type=int, default=12, help="grab after this many answer tokens")
+    parser.add_argument(
+        "--question", default="How high is the focal plane of the light above mean high water?"
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
 
@@ -55,11 +57,14 @@ def main() -> int:
     if args.question:
         window.ask.set_question(args.question)
     window.ask.ask_button.click()
-    wait(lambda: sum(window.answer.counts().values()) >= args.tokens
-         or window._answer_job is None, "the answer")  # fmt: skip
-    for _ in range(30):  # let the last batch and the page images paint
+
+    def emitted() -> int:  # answer tokens so far (rejected drafts are not)
+        return sum(n for kind, n in window.answer.counts().items() if kind != "rejected")
+
+    wait(lambda: emitted() >= args.tokens or window._answer_job is None, "the answer")
+    for _ in range(5):  # let the batch and the page images paint
         app.processEvents()
-        time.sleep(0.02)
+        time.sleep(0.01)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(args.out))
     print(f"screenshot: wrote {args.out} ({window.width()}x{window.height()})")
