@@ -192,15 +192,9 @@ def reading_pdf(
     file then becomes a `DocumentError`, too. Costs about half a second to start.
     """
     path = Path(path)
-    data = _read_bytes(path)
-    if _PDF_MAGIC not in data[:_MAGIC_WINDOW]:
-        raise DocumentError(
-            f"{path} is not a PDF file (it has no PDF header). Choose a PDF document; "
-            "convert other formats (Word, HTML, images) to PDF first."
-        )
+    data, complete = _pdf_bytes(path)
     sha = hashlib.sha256(data).hexdigest()
     use_ocr = ocr_available() if ocr is None else ocr
-    complete = _EOF_MARKER in data[-_EOF_WINDOW:]
     if isolated:
         from core.ingest_process import extract_in_child
 
@@ -256,6 +250,18 @@ def _tessdata() -> str | None:
     except Exception:  # RuntimeError "No tessdata specified ..." by version
         return None
     return str(found) if found else None
+
+
+def _pdf_bytes(path: Path) -> tuple[bytes, bool]:
+    """The file's bytes, and whether it ends like a whole PDF; `DocumentError` when
+    it cannot be read or is not a PDF."""
+    data = _read_bytes(path)
+    if _PDF_MAGIC not in data[:_MAGIC_WINDOW]:
+        raise DocumentError(
+            f"{path} is not a PDF file (it has no PDF header). Choose a PDF document; "
+            "convert other formats (Word, HTML, images) to PDF first."
+        )
+    return data, _EOF_MARKER in data[-_EOF_WINDOW:]
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -17,16 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import Cancelled, DocumentError, PasswordRequired
+from core.errors import Cancelled, DocumentError
 from core.ingest import (
-    _EOF_MARKER,
-    _EOF_WINDOW,
-    _MAGIC_WINDOW,
-    _PDF_MAGIC,
     _PYMUPDF_LOCK,
     PageRect,
     _errors_off_stderr,
-    _read_bytes,
+    _open_checked,
+    _pdf_bytes,
     _transform,
     normalise_text,
 )
@@ -85,15 +82,11 @@ class PageRenderer:
         """
         self.close()
         path = Path(path)
-        data = _read_bytes(path)
-        if _PDF_MAGIC not in data[:_MAGIC_WINDOW]:
-            raise DocumentError(
-                f"{path} is not a PDF file (it has no PDF header). Choose a PDF document; "
-                "convert other formats (Word, HTML, images) to PDF first."
-            )
-        complete = _EOF_MARKER in data[-_EOF_WINDOW:]
-        with _PYMUPDF_LOCK:
-            pdf = _open_checked(path, data, password, complete)
+        data, complete = _pdf_bytes(path)
+        import pymupdf  # deferred: core.api imports this on machines without PyMuPDF
+
+        with _PYMUPDF_LOCK, _errors_off_stderr(pymupdf):
+            pdf, _title, _pages = _open_checked(pymupdf, path, data, password, complete)
             try:
                 layout = _layout_of(pdf, path)
             except Exception as err:
@@ -161,44 +154,6 @@ class PageRenderer:
         if not 1 <= page <= self._layout.page_count:
             raise ValueError(f"page {page} is not in 1..{self._layout.page_count}")
         return self._pdf
-
-
-def _open_checked(path: Path, data: bytes, password: str | None, complete: bool) -> Any:
-    """The opened, unlocked PyMuPDF document; the caller holds the PyMuPDF lock."""
-    import pymupdf as module  # deferred: core.api imports this on machines without PyMuPDF
-
-    pymupdf: Any = module
-    damaged = f"{path} is damaged and could not be read. Download or export it again, then retry."
-    with _errors_off_stderr(pymupdf):
-        try:
-            pdf = pymupdf.open(stream=data, filetype="pdf")
-        except Exception as err:  # FileDataError, RuntimeError ... by version
-            raise DocumentError(damaged) from err
-    try:
-        if pdf.is_repaired and not complete:
-            raise DocumentError(
-                f"{path} is incomplete (the file is cut off, as after an interrupted "
-                "download or copy). Download or copy it again, then retry."
-            )
-        if pdf.needs_pass:
-            if password is None:
-                raise PasswordRequired(
-                    f"{path} is password-protected. Enter its password to see its pages."
-                )
-            if not pdf.authenticate(password):
-                raise PasswordRequired(
-                    f"The password for {path} is wrong. Check it (passwords are "
-                    "case-sensitive) and try again.",
-                    wrong_password=True,
-                )
-        if pdf.page_count == 0:
-            raise DocumentError(
-                damaged if pdf.is_repaired else f"{path} has no pages. Choose a PDF with content."
-            )
-    except BaseException:
-        pdf.close()
-        raise
-    return pdf
 
 
 def _layout_of(pdf: Any, path: Path) -> PdfLayout:

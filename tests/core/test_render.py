@@ -173,7 +173,7 @@ def test_damaged_pdf(tmp_path: Path, renderer: PageRenderer) -> None:
 
 def test_encrypted(make_pdf: MakePdf, renderer: PageRenderer) -> None:
     path = make_pdf(["Secret plans for a pelican."], password="s3cret")
-    with pytest.raises(PasswordRequired, match=r"password-protected. Enter its password") as no:
+    with pytest.raises(PasswordRequired, match=r"password-protected") as no:
         renderer.open(path)
     assert not no.value.wrong_password
     with pytest.raises(PasswordRequired, match=r"password .* is wrong. Check it") as wrong:
