@@ -75,7 +75,10 @@ def test_engine_configs() -> None:
     )
     assert Settings().decode_config().budget is None
     assert Settings().decode_config() == DecodeConfig()
-    assert EDITED.index_config(Path("/lib")) == IndexConfig(chunk_tokens=768, library=Path("/lib"))
+    # the app reads PDFs in a child process, so that PyMuPDF cannot stall the window
+    assert EDITED.index_config(Path("/lib")) == IndexConfig(
+        chunk_tokens=768, library=Path("/lib"), read_in_child=True
+    )
     tiny = replace(Settings(), chunk_tokens=48).index_config()
     assert 0 <= tiny.chunk_overlap < tiny.chunk_tokens
 
