@@ -14,7 +14,9 @@ between pages, embedding batches, prefill chunks and rounds) and drops queued jo
 from __future__ import annotations
 
 import itertools
+import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -27,6 +29,7 @@ from core.errors import Cancelled, RapidQAError
 from core.events import DraftStep
 
 BATCH_INTERVAL_S = 1 / 30
+NICE = 10  # how much lower the engine thread's CPU priority is than the window's (Linux)
 INTERNAL_HINT = "This is a bug in RapidQA; please report it with what you were doing."
 
 JobBody = Callable[[Any], Iterator[Any] | Generator[Any, None, Any] | Any]
@@ -132,6 +135,7 @@ class EngineWorker(QObject):
 
     # --------------------------------------------------------- worker thread
     def _run(self) -> None:
+        _lower_priority()
         while True:
             job = self._jobs.get()
             if job is None:
@@ -209,6 +213,21 @@ class EngineWorker(QObject):
                 close()
             except Exception:  # closing on quit: nothing left to tell
                 pass
+
+
+def _lower_priority() -> None:
+    """Run the engine (and the threads and processes it starts) at a lower CPU
+    priority than the window, where the OS allows it per thread (Linux): on a machine
+    with few cores the window then gets a core at once when it needs one, at almost
+    no cost to the engine, which has the CPU whenever the window is idle."""
+    setpriority = getattr(os, "setpriority", None)
+    if setpriority is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + NICE, 19))
+    except OSError:  # not permitted here: run at the normal priority
+        pass
 
 
 def _was_cancelled(result: Any) -> bool:

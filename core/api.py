@@ -36,6 +36,7 @@ from core.events import (
     Retrieved,
     Status,
 )
+from core.gc_quiet import quiet
 from core.index import Chunking, DocumentInfo, Library, default_library_dir, tokenizer_id
 from core.ingest import Document
 from core.kvstore import KVStore, prefix_key
@@ -94,6 +95,7 @@ class Engine:
         self._live = None
 
     # ------------------------------------------------------------------ models
+    @quiet
     def load_models(self) -> Iterator[Event]:
         """Load target and drafter once (idempotent)."""
         if self.target is not None:
@@ -226,6 +228,7 @@ class Engine:
             raise Cancelled()
 
     # ----------------------------------------------------------------- answers
+    @quiet
     def ask(
         self,
         question: str,

@@ -10,15 +10,19 @@ so memory does not grow because of this.
 
 from __future__ import annotations
 
+import functools
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
 _LOCK = threading.Lock()
 _DEPTH = 0
 _SAVED: tuple[int, int, int] | None = None
 _NEVER = 1 << 30  # a generation-2 threshold no job reaches
+_P = ParamSpec("_P")
+_Y = TypeVar("_Y")
 
 
 @contextmanager
@@ -38,3 +42,14 @@ def no_full_collections() -> Iterator[None]:
             if _DEPTH == 0 and _SAVED is not None:
                 gc.set_threshold(*_SAVED)
                 _SAVED = None
+
+
+def quiet(stream: Callable[_P, Iterator[_Y]]) -> Callable[_P, Iterator[_Y]]:
+    """Decorates an event generator (an engine job): no full collections while it runs."""
+
+    @functools.wraps(stream)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> Iterator[_Y]:
+        with no_full_collections():
+            yield from stream(*args, **kwargs)
+
+    return run

@@ -3,6 +3,8 @@ decoding rounds, cancel, errors and a bounded shutdown (pytest-qt, offscreen).""
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -10,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.worker import EngineWorker
+from app.worker import NICE, EngineWorker
 from core.errors import Cancelled, DocumentError
 from core.events import DraftStep, Finished, Status
 
@@ -194,3 +196,19 @@ def test_the_real_engine_on_its_thread(
     assert len(finished) == 1 and finished[0].new_tokens >= 1 and steps
     assert sum(len(s.emitted_ids) for s in steps) == finished[0].new_tokens
     assert w.shutdown(10.0)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority: Linux")
+def test_the_engine_runs_below_the_window_priority(
+    qtbot: Any, worker: tuple[EngineWorker, FakeEngine]
+) -> None:
+    w, _engine = worker
+
+    def nice(_engine: Any) -> tuple[int, int]:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), os.getpid()
+
+    with qtbot.waitSignal(w.finished, timeout=10_000) as done:
+        w.submit("nice", nice)
+    engine_nice, _pid = done.args[1]
+    window_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert engine_nice >= min(window_nice + NICE, 19)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Iterator
 
 from core.gc_quiet import no_full_collections
 
@@ -46,4 +47,23 @@ def test_restored_after_an_error() -> None:
             raise ValueError("boom")
     except ValueError:
         pass
+    assert gc.get_threshold() == before
+
+
+def test_a_quiet_generator_pauses_only_while_it_runs() -> None:
+    from core.gc_quiet import quiet
+
+    before = gc.get_threshold()
+    seen: list[int] = []
+
+    @quiet
+    def job(n: int) -> Iterator[int]:
+        for i in range(n):
+            seen.append(gc.get_threshold()[2])
+            yield i
+
+    stream = job(2)
+    assert gc.get_threshold() == before  # not started yet
+    assert list(stream) == [0, 1]
+    assert all(full > 10**8 for full in seen)
     assert gc.get_threshold() == before
