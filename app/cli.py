@@ -53,6 +53,8 @@ EXIT_INTERRUPTED = 130
 
 BENCH_MODES = (*MODES, "hf-generate", "hf-lookup")
 DEFAULT_BENCH_MODES = "target,sd,rapid,hf-generate,hf-lookup"
+DEFAULT_QA_SET = Path(__file__).resolve().parent.parent / "bench" / "qa" / "r-manuals.jsonl"
+DEFAULT_QA_DOCS = Path("/usr/share/R/doc/manual")  # Debian's r-doc-pdf
 ISSUES_HINT = "This is a bug in RapidQA; please report it with the command you ran"
 
 # ANSI colours of the streamed answer (draft tokens the target accepted, the target's
@@ -325,6 +327,43 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(speed)
     speed.add_argument("--password", default=None, help="password of an encrypted PDF")
     speed.add_argument("--json", action="store_true", help='print {"modes": {MODE: {...}}}')
+
+    quality = bench_sub.add_parser(
+        "quality", parents=[common], help="accuracy and token F1 of the modes on a question set"
+    )
+    quality.add_argument(
+        "--set",
+        action="append",
+        type=Path,
+        dest="sets",
+        metavar="JSONL",
+        help=f"a question set (repeat for more; default {DEFAULT_QA_SET})",
+    )
+    quality.add_argument(
+        "--docs",
+        type=Path,
+        default=DEFAULT_QA_DOCS,
+        help="the folder of the sets' PDFs (default: %(default)s)",
+    )
+    quality.add_argument(
+        "--modes",
+        type=_mode_list,
+        default=_mode_list("target,rag,sd,rapid"),
+        help="comma-separated modes (target is always run: the baseline)",
+    )
+    quality.add_argument(
+        "--subset",
+        type=_int_range(1),
+        default=None,
+        metavar="N",
+        help="N questions spread over the set (a quick run)",
+    )
+    quality.add_argument("--max-new-tokens", type=_int_range(1), default=64)
+    _decoding_options(quality, full=False)
+    _model_options(quality)
+    quality.add_argument(
+        "--json", action="store_true", help='print {"modes": {...}, "results": [...]}'
+    )
     return parser
 
 
@@ -344,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "ask":
             return _cmd_ask(args, sys.stdout, err)
+        if args.command == "bench" and args.bench_command == "quality":
+            return _cmd_bench_quality(args, sys.stdout, err)
         if args.command == "bench":
             return _cmd_bench_speed(args, sys.stdout, err)
         if args.command == "index":
@@ -813,6 +854,33 @@ def _iso(timestamp: float) -> str:
 
 
 # --- bench -------------------------------------------------------------------------
+
+
+def _cmd_bench_quality(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core import api
+
+    items = [item for path in (args.sets or [DEFAULT_QA_SET]) for item in api.load_qa_set(path)]
+    items = api.pick(items, args.subset)
+    engine = _engine_for(args)
+    decode = DecodeConfig(
+        gamma=args.gamma, eta=args.eta, budget=args.budget, temperature=0.0,
+        max_new_tokens=args.max_new_tokens, drafter_kv=args.drafter_kv, lookup=args.lookup,
+    )  # fmt: skip
+    try:
+        report = api.run_quality_bench(
+            engine, items, args.docs, args.modes, decode,
+            log=lambda line: print(line, file=err, flush=True),
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        engine.cancel()
+        print("\ncancelled", file=err)
+        return EXIT_INTERRUPTED
+    if args.json:
+        out.write(json.dumps(api.quality_to_json(report), ensure_ascii=False) + "\n")
+    else:
+        out.write(api.format_quality(report) + "\n")
+    out.flush()
+    return EXIT_OK
 
 
 def _cmd_bench_speed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

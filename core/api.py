@@ -17,6 +17,7 @@ from typing import Any, Literal
 import torch
 
 from core.bench import SpeedReport, format_table, report_to_json, run_speed_bench
+from core.bench_quality import format_quality, pick, quality_to_json, run_quality_bench
 from core.config import DecodeConfig, IndexConfig, ModelConfig, default_budget
 from core.decoding.drafters import LookupDrafter, ModelDrafter, trimmed_head_ids
 from core.decoding.fastlm import FastSequence
@@ -42,6 +43,7 @@ from core.ingest import Document
 from core.kvstore import KVStore, prefix_key
 from core.models import LoadedModel, cache_dir, counting_tokenizer, load_pair, load_tokenizer
 from core.prompts import Prompt, build_prompt, context_token_spans, template_overhead
+from core.quality import load_qa_set
 from core.render import PageRenderer, PdfLayout, RenderedPage
 from core.retrieve import Hit, Retriever, join_chunks
 
@@ -50,7 +52,8 @@ MIN_DRAFTER_BUDGET = 256  # at least one retrieval unit, even for a short docume
 
 __all__ = [  # re-exported: app/ may import only core.api (and events, config, errors)
     "DocumentInfo", "Engine", "Hit", "PageRenderer", "PdfLayout", "RenderedPage", "SpeedReport",
-    "default_library_dir", "format_table", "report_to_json", "run_speed_bench",
+    "default_library_dir", "format_quality", "format_table", "load_qa_set", "pick",
+    "quality_to_json", "report_to_json", "run_quality_bench", "run_speed_bench",
 ]  # fmt: skip
 
 

@@ -1,0 +1,94 @@
+"""`rapidqa bench quality` end to end on a tiny real model, a real PDF and a small
+question set: every mode answers every question, the table and JSON come out, and a
+set whose documents are missing says what to install."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import app.cli as cli
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    models = pytest.importorskip("core.models")
+    loaded = models.tiny_llama(seed=0)
+    folder = tmp_path_factory.mktemp("tiny")
+    loaded.model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _qa_set(folder: Path, doc: str) -> Path:
+    rows = [
+        {
+            "id": "q1",
+            "doc": doc,
+            "question": "When is the lamp lit?",
+            "answer": "At dusk every day.",
+            "refs": ["dusk"],
+        },
+        {
+            "id": "q2",
+            "doc": doc,
+            "question": "Who lights it?",
+            "answer": "The keeper.",
+            "refs": ["keeper"],
+        },
+    ]
+    path = folder / "set.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_every_mode_answers_every_question(
+    tiny_model: Path,
+    make_pdf: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path / "cache"))
+    pdf = make_pdf(["The keeper lit the lamp at dusk every day. " * 30] * 2, name="lamp.pdf")
+    qa = _qa_set(tmp_path, "lamp.pdf")
+    argv = [
+        "bench",
+        "quality",
+        "--set",
+        str(qa),
+        "--docs",
+        str(pdf.parent),
+        "--modes",
+        "sd,rapid",
+        "--max-new-tokens",
+        "4",
+        "--target",
+        str(tiny_model),
+        "--library",
+        str(tmp_path / "lib"),
+    ]
+    assert cli.main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data["modes"]) == ["target", "sd", "rapid"]
+    assert len(data["results"]) == 2 * 3
+    for row in data["modes"].values():
+        assert row["questions"] == 2 and 0 <= row["accuracy"] <= 1 and 0 <= row["f1"] <= 1
+    assert data["modes"]["target"]["acceptance_rate"] is None
+    assert cli.main([*argv, "--subset", "1"]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("| mode | questions | accuracy |")
+    assert "| target | 1 |" in table and "| rapid | 1 |" in table
+
+
+def test_missing_documents_say_what_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    qa = _qa_set(tmp_path, "R-nowhere.pdf")
+    code = cli.main(["bench", "quality", "--set", str(qa), "--docs", str(tmp_path)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "R-nowhere.pdf" in err and "r-doc-pdf" in err
