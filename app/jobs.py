@@ -5,7 +5,7 @@ the engine's thread is in one short file and touches nothing of Qt."""
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,4 +89,4 @@ class Run:
     finished: Finished | None = None
     chunks: tuple[ChunkRef, ...] = ()
     record: AnswerRecord | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    of: Run | None = None  # a comparison: the answer it measures

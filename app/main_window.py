@@ -307,8 +307,6 @@ class MainWindow(LibraryRoutes, AnswerRoutes, QMainWindow):
             self.library.set_cancelled(run.key)
         elif run.kind == "ask" and run.finished is None:
             self.answer.show_notice("Cancelled before the answer began.", "info")
-        elif run.kind == "compare":
-            self.stats.set_comparing(False)
         self.statusBar().showMessage("Cancelled.", 4000)
         self._job_over(job, run)
 

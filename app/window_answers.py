@@ -29,7 +29,6 @@ class AnswerRoutes:
         cfg = self.settings.decode_config()
         self.banner.dismiss()
         self.answer.begin(question)
-        self.answer.set_show_rejected(self.settings.show_rejected)
         self.stats.reset()
         self.pdf.clear_highlights()
         self._last = None
@@ -89,7 +88,7 @@ class AnswerRoutes:
                 "warning",
             )
         run.record = record
-        self.history_list.set_records(self.history.about(self.library.selected_ids()))
+        self._refresh_history()
 
     def compare_with_target(self: MainWindow) -> None:
         last = self._last
@@ -106,7 +105,7 @@ class AnswerRoutes:
             question=last.question,
             doc_ids=last.doc_ids,
             settings=last.settings,
-            extra={"of": last},
+            of=last,
         )
         self._answer_job = job
         self.ask.set_busy(True)
@@ -114,9 +113,9 @@ class AnswerRoutes:
         self._update_actions()
 
     def _compare_finished(self: MainWindow, run: Run, baseline: Finished) -> None:
-        of: Run = run.extra["of"]
+        of = run.of
         self.stats.set_comparing(False)
-        if baseline.stop_reason == "cancelled" or of.finished is None:
+        if baseline.stop_reason == "cancelled" or of is None or of.finished is None:
             return
         fin = of.finished
         comparison = Comparison(
@@ -125,18 +124,20 @@ class AnswerRoutes:
             baseline.answer.strip() == fin.answer.strip(),
             baseline.answer,
         )
-        self.stats.show_comparison(
-            comparison.speedup,
-            comparison.identical,
-            comparison.target_tokens_per_s,
-            comparison.tokens_per_s,
-        )
+        self._show_comparison(comparison)
         if of.record is not None:
             try:
                 of.record = self.history.update(of.record, comparison=comparison)
             except OSError:
                 pass
-            self.history_list.set_records(self.history.about(self.library.selected_ids()))
+            self._refresh_history()
+
+    def _show_comparison(self: MainWindow, c: Comparison) -> None:
+        self.stats.show_comparison(c.speedup, c.identical, c.target_tokens_per_s, c.tokens_per_s)
+
+    def _refresh_history(self: MainWindow) -> None:
+        """The history list: the answers about the selected documents."""
+        self.history_list.set_records(self.history.about(self.library.selected_ids()))
 
     def show_record(self: MainWindow, record: AnswerRecord) -> None:
         """Show a past answer again (its tokens keep their colours)."""
@@ -146,10 +147,7 @@ class AnswerRoutes:
         self.stats.reset()
         self.stats.finish(record.finished)
         if record.comparison is not None:
-            c = record.comparison
-            self.stats.show_comparison(
-                c.speedup, c.identical, c.target_tokens_per_s, c.tokens_per_s
-            )
+            self._show_comparison(record.comparison)
         self.ask.set_question(record.question)
         settings = Settings.from_summary(record.settings, self.settings)
         self._last = Run(
@@ -209,4 +207,4 @@ class AnswerRoutes:
             self.history.remove(record)
         except OSError as err:
             self.banner.show_message(f"The history could not be saved ({err}).", "warning")
-        self.history_list.set_records(self.history.about(self.library.selected_ids()))
+        self._refresh_history()

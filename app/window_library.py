@@ -56,9 +56,7 @@ class LibraryRoutes:
             return
         assert isinstance(result, DocumentInfo)
         self._docs[result.doc_id] = result
-        self.library.set_done(run.key, result)
-        self._set_documents(list(self._docs.values()))
-        self.library.select([result.doc_id])
+        self.library.set_done(run.key, result)  # its row, selected: the scope follows
         if run.path == self._sample:
             self.store.setValue("first_start_done", True)
         self.show_document(result.doc_id)
@@ -79,10 +77,7 @@ class LibraryRoutes:
         sample = self._sample
         if sample is None or self.store.value("first_start_done", False, type=bool):
             return
-        if not any(d.sha256 and d.path == sample for d in self._docs.values()):
-            self.add_documents([sample])
-        else:
-            self.store.setValue("first_start_done", True)
+        self.add_documents([sample])  # a no-op add when its bytes are there already
         if not self.ask.question():
             self.ask.set_question(self._sample_question)
 
@@ -106,7 +101,7 @@ class LibraryRoutes:
         return None
 
     def _scope_changed(self: MainWindow, doc_ids: Sequence[str]) -> None:
-        self.history_list.set_records(self.history.about(doc_ids))
+        self._refresh_history()
         if len(doc_ids) == 1:
             self.show_document(doc_ids[0])
 
@@ -134,10 +129,11 @@ class LibraryRoutes:
             self.pdf.show_passage(passage)
 
     def _viewer_password(self: MainWindow, path: object, wrong: bool) -> None:
-        password = self._ask_password(Path(str(path)), wrong)
+        pdf = Path(str(path))
+        password = self._ask_password(pdf, wrong)
         if password is not None:
-            self._passwords[Path(str(path))] = password
-            self.pdf.open_document(Path(str(path)), password)
+            self._passwords[pdf] = password
+            self.pdf.open_document(pdf, password)
 
     def _ask_password(self: MainWindow, path: Path, wrong: bool) -> str | None:
         prompt = (
