@@ -292,11 +292,9 @@ class MainWindow(LibraryRoutes, AnswerRoutes, QMainWindow):
         if run is None:
             return
         if run.kind == "add":
-            self.library.set_failed(run.key, message)
+            self.library.set_failed(run.key, message)  # in its row
         else:
-            self.banner.show_message(message, "error")
-            if run.kind == "ask":
-                self.answer.show_notice(message, "error")
+            self.banner.show_message(message, "error")  # the one place, not twice
         self._job_over(job, run)
 
     def _on_cancelled(self, job: int) -> None:

@@ -124,6 +124,7 @@ def test_an_engine_error_is_shown_once_with_what_to_do(
     win.ask_question("?")
     _wait_idle(qtbot, win)
     assert win.banner.message == script.fail_ask and win.banner.level == "error"
+    assert script.fail_ask not in win.answer.browser.toPlainText()  # shown once, not twice
     assert win.ask.ask_button.isVisible()
 
 
