@@ -11,10 +11,10 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from core.events import ChunkRef, Finished
 
@@ -266,16 +266,22 @@ class HistoryStore:
         self.save()
 
     def save(self) -> None:
-        """Write all records to a temporary file, then swap it in (never half-written)."""
+        """Write all records (never half-written: see `write_atomically`)."""
         data = {"version": FORMAT_VERSION, "records": [_record_to_dict(r) for r in self.records]}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".history-", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(data, out, ensure_ascii=False)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, lambda out: json.dump(data, out, ensure_ascii=False))
+
+
+def write_atomically(path: Path, write: Callable[[TextIO], object]) -> None:
+    """`write(file)` into a temporary file beside `path`, flushed to disk, then swapped
+    in: `path` is either whole and new or as it was. Raises `OSError`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

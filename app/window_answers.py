@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import QFileDialog
 
 from app import jobs
-from app.history import AnswerRecord, Comparison, to_json, to_markdown
+from app.history import AnswerRecord, Comparison, to_json, to_markdown, write_atomically
 from app.jobs import Run
 from app.settings import Settings
 from core.events import Finished, PrefillProgress
@@ -186,12 +186,9 @@ class AnswerRoutes:
 
     def write_export(self: MainWindow, record: AnswerRecord, path: Path, fmt: str) -> bool:
         text = to_markdown(record) if fmt == "md" else to_json(record)
-        tmp = path.with_name(f".{path.name}.tmp")
         try:
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
+            write_atomically(path, lambda out: out.write(text))
         except OSError as err:
-            tmp.unlink(missing_ok=True)
             self.banner.show_message(
                 f"Could not write {path} ({err.strerror or err}). Choose "
                 "another folder or free some disk space.",
