@@ -862,25 +862,12 @@ def _cmd_bench_quality(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     items = [item for path in (args.sets or [DEFAULT_QA_SET]) for item in api.load_qa_set(path)]
     items = api.pick(items, args.subset)
     engine = _engine_for(args)
-    decode = DecodeConfig(
-        gamma=args.gamma, eta=args.eta, budget=args.budget, temperature=0.0,
-        max_new_tokens=args.max_new_tokens, drafter_kv=args.drafter_kv, lookup=args.lookup,
+    decode = _bench_decoding(args, max_new_tokens=args.max_new_tokens)
+    return _run_bench(
+        engine, lambda log: api.run_quality_bench(engine, items, args.docs, args.modes, decode,
+                                                  log=log),
+        api.quality_to_json if args.json else None, api.format_quality, out, err,
     )  # fmt: skip
-    try:
-        report = api.run_quality_bench(
-            engine, items, args.docs, args.modes, decode,
-            log=lambda line: print(line, file=err, flush=True),
-        )  # fmt: skip
-    except KeyboardInterrupt:
-        engine.cancel()
-        print("\ncancelled", file=err)
-        return EXIT_INTERRUPTED
-    if args.json:
-        out.write(json.dumps(api.quality_to_json(report), ensure_ascii=False) + "\n")
-    else:
-        out.write(api.format_quality(report) + "\n")
-    out.flush()
-    return EXIT_OK
 
 
 def _cmd_bench_speed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -891,30 +878,43 @@ def _cmd_bench_speed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from core import api  # the bench functions are part of the engine facade
 
     engine = _engine_for(args)
-    decode = DecodeConfig(
-        gamma=args.gamma, eta=args.eta, budget=args.budget, temperature=0.0,
-        drafter_kv=args.drafter_kv, lookup=args.lookup,
+    decode = _bench_decoding(args)
+    return _run_bench(
+        engine,
+        lambda log: api.run_speed_bench(
+            engine, args.pdf, questions, args.modes, args.repeat, args.max_new_tokens, decode,
+            password=args.password, log=log,
+        ),
+        api.report_to_json if args.json else None, api.format_table, out, err,
     )  # fmt: skip
+
+
+def _bench_decoding(args: argparse.Namespace, **extra: Any) -> DecodeConfig:
+    """The decoding options every benchmark takes (greedy: the runs are compared)."""
+    return DecodeConfig(
+        gamma=args.gamma, eta=args.eta, budget=args.budget, temperature=0.0,
+        drafter_kv=args.drafter_kv, lookup=args.lookup, **extra,
+    )  # fmt: skip
+
+
+def _run_bench(
+    engine: Any,
+    run: Callable[[Callable[[str], None]], Any],
+    as_json: Callable[[Any], Any] | None,
+    as_table: Callable[[Any], str],
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Run a benchmark with progress lines on `err`; print its JSON (when `as_json`)
+    or its table; Ctrl+C cancels the engine."""
     try:
-        report = api.run_speed_bench(
-            engine,
-            args.pdf,
-            questions,
-            args.modes,
-            args.repeat,
-            args.max_new_tokens,
-            decode,
-            password=args.password,
-            log=lambda line: print(line, file=err, flush=True),
-        )
+        report = run(lambda line: print(line, file=err, flush=True))
     except KeyboardInterrupt:
         engine.cancel()
         print("\ncancelled", file=err)
         return EXIT_INTERRUPTED
-    if args.json:
-        out.write(json.dumps(api.report_to_json(report), ensure_ascii=False) + "\n")
-    else:
-        out.write(api.format_table(report) + "\n")
+    text = as_table(report) if as_json is None else json.dumps(as_json(report), ensure_ascii=False)
+    out.write(text + "\n")
     out.flush()
     return EXIT_OK
 

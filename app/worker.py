@@ -118,9 +118,7 @@ class EngineWorker(QObject):
             self._engine = None
             self._make_engine = make_engine
 
-        job = Job(next(self._ids), "configure", body)
-        self._jobs.put(job)
-        return job.job_id
+        return self.submit("configure", body)
 
     @property
     def busy(self) -> bool:
