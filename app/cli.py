@@ -51,10 +51,17 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
-BENCH_MODES = (*MODES, "hf-generate", "hf-lookup")
+BENCH_MODES = (*MODES, "hf-generate", "hf-lookup", "hf-assisted")
 DEFAULT_BENCH_MODES = "target,sd,rapid,hf-generate,hf-lookup"
-DEFAULT_QA_SET = Path(__file__).resolve().parent.parent / "bench" / "qa" / "r-manuals.jsonl"
-DEFAULT_QA_DOCS = Path("/usr/share/R/doc/manual")  # Debian's r-doc-pdf
+DEFAULT_SWEEP_MODES = "target,sd,rapid"  # bench speed --contexts
+_PROJECT = Path(__file__).resolve().parent.parent
+QA_SETS_DIR = _PROJECT / "bench" / "qa"  # every *.jsonl there is the default set
+DEFAULT_QA_DOCS = (
+    Path("/usr/share/R/doc/manual"),  # Debian's r-doc-pdf
+    Path("/usr/share/doc/gnuplot"),  # gnuplot-doc
+    Path("/usr/share/texlive/texmf-dist/doc/latex"),  # texlive-latex-*-doc
+    _PROJECT / "resources" / "sample",
+)
 ISSUES_HINT = "This is a bug in RapidQA; please report it with the command you ran"
 
 # ANSI colours of the streamed answer (draft tokens the target accepted, the target's
@@ -318,15 +325,36 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument(
         "--modes",
         type=_mode_list,
-        default=_mode_list(DEFAULT_BENCH_MODES),
-        help=f"comma-separated, from {','.join(BENCH_MODES)} (target is always added)",
+        default=None,
+        help=f"comma-separated, from {','.join(BENCH_MODES)} (target is always added; "
+        "hf-*: transformers generate on the target's full prompt: plain, prompt lookup, "
+        f"assisted by the drafter; default {DEFAULT_BENCH_MODES}, with --contexts "
+        f"{DEFAULT_SWEEP_MODES})",
     )
-    speed.add_argument("--repeat", type=_int_range(1), default=3)
+    speed.add_argument(
+        "--repeat", type=_int_range(1), default=None, help="default 3, with --contexts 1"
+    )
     speed.add_argument("--max-new-tokens", type=_int_range(1), default=96)
+    speed.add_argument(
+        "--contexts",
+        type=_context_list,
+        default=None,
+        metavar="N,N,...",
+        help="context-length sweep: bench the first pages of PDF holding about N target "
+        "tokens, for each N (temporary PDFs, removed from the library afterwards)",
+    )
     _decoding_options(speed, full=False)
     _model_options(speed)
     speed.add_argument("--password", default=None, help="password of an encrypted PDF")
-    speed.add_argument("--json", action="store_true", help='print {"modes": {MODE: {...}}}')
+    speed.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE",
+        help='print the JSON ({"modes": {MODE: {...}}}; with --contexts {"contexts": '
+        "[...]}) instead of the table; with FILE, write it there and print the table",
+    )
 
     quality = bench_sub.add_parser(
         "quality", parents=[common], help="accuracy and token F1 of the modes on a question set"
@@ -337,13 +365,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         dest="sets",
         metavar="JSONL",
-        help=f"a question set (repeat for more; default {DEFAULT_QA_SET})",
+        help=f"a question set (repeat for more; default: every set in {QA_SETS_DIR})",
     )
     quality.add_argument(
         "--docs",
+        action="append",
         type=Path,
-        default=DEFAULT_QA_DOCS,
-        help="the folder of the sets' PDFs (default: %(default)s)",
+        metavar="DIR",
+        help="a folder where the sets' PDFs are (repeat for more; default: "
+        + ", ".join(str(d) for d in DEFAULT_QA_DOCS)
+        + ")",
+    )
+    quality.add_argument(
+        "--sweep",
+        default=None,
+        metavar="NAME=V1,V2,...",
+        help="instead of --modes: target, then rapid at each value (eta=0,1,5,10,20 or "
+        "gamma=2,4,6,8)",
     )
     quality.add_argument(
         "--modes",
@@ -362,7 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
     _decoding_options(quality, full=False)
     _model_options(quality)
     quality.add_argument(
-        "--json", action="store_true", help='print {"modes": {...}, "results": [...]}'
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE",
+        help='print the JSON ({"modes": {...}, "groups": {...}, "results": [...]}) instead of '
+        "the table; with FILE, write it there and print the table",
     )
     return parser
 
@@ -859,15 +903,31 @@ def _iso(timestamp: float) -> str:
 def _cmd_bench_quality(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from core import api
 
-    items = [item for path in (args.sets or [DEFAULT_QA_SET]) for item in api.load_qa_set(path)]
-    items = api.pick(items, args.subset)
-    engine = _engine_for(args)
+    sets = args.sets or sorted(QA_SETS_DIR.glob("*.jsonl"))
+    items = api.pick([item for path in sets for item in api.load_qa_set(path)], args.subset)
     decode = _bench_decoding(args, max_new_tokens=args.max_new_tokens)
-    return _run_bench(
-        engine, lambda log: api.run_quality_bench(engine, items, args.docs, args.modes, decode,
-                                                  log=log),
-        api.quality_to_json if args.json else None, api.format_quality, out, err,
+    variants = (
+        api.sweep_variants(args.sweep, decode) if args.sweep
+        else api.mode_variants(args.modes, decode)
     )  # fmt: skip
+    folders = args.docs or list(DEFAULT_QA_DOCS)
+    engine = _engine_for(args)
+    return _run_bench(
+        engine, lambda log: api.run_quality_bench(engine, items, folders, variants, log=log),
+        args.json, api.quality_to_json, api.format_quality, out, err,
+    )  # fmt: skip
+
+
+def _context_list(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated token counts like 1000,2000,4000, got {text!r}"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"token counts must be at least 1 (got {text!r})")
+    return sizes
 
 
 def _cmd_bench_speed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -877,16 +937,26 @@ def _cmd_bench_speed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _check_pdf(args.pdf)
     from core import api  # the bench functions are part of the engine facade
 
+    sweep = args.contexts is not None
+    modes = args.modes or _mode_list(DEFAULT_SWEEP_MODES if sweep else DEFAULT_BENCH_MODES)
+    repeat = args.repeat or (1 if sweep else 3)
     engine = _engine_for(args)
     decode = _bench_decoding(args)
-    return _run_bench(
-        engine,
-        lambda log: api.run_speed_bench(
-            engine, args.pdf, questions, args.modes, args.repeat, args.max_new_tokens, decode,
-            password=args.password, log=log,
-        ),
-        api.report_to_json if args.json else None, api.format_table, out, err,
-    )  # fmt: skip
+
+    def run(log: Callable[[str], None]) -> Any:
+        common = (questions, modes, repeat, args.max_new_tokens, decode)
+        report: Any
+        if sweep:
+            report = api.run_context_sweep(
+                engine, args.pdf, args.contexts, *common, password=args.password, log=log
+            )
+        else:
+            report = api.run_speed_bench(engine, args.pdf, *common, password=args.password, log=log)
+        return report
+
+    to_json = api.context_sweep_to_json if sweep else api.report_to_json
+    table = api.format_context_table if sweep else api.format_table
+    return _run_bench(engine, run, args.json, to_json, table, out, err)
 
 
 def _bench_decoding(args: argparse.Namespace, **extra: Any) -> DecodeConfig:
@@ -900,21 +970,32 @@ def _bench_decoding(args: argparse.Namespace, **extra: Any) -> DecodeConfig:
 def _run_bench(
     engine: Any,
     run: Callable[[Callable[[str], None]], Any],
-    as_json: Callable[[Any], Any] | None,
+    json_arg: str | None,
+    as_json: Callable[[Any], Any],
     as_table: Callable[[Any], str],
     out: TextIO,
     err: TextIO,
 ) -> int:
-    """Run a benchmark with progress lines on `err`; print its JSON (when `as_json`)
-    or its table; Ctrl+C cancels the engine."""
+    """Run a benchmark with progress lines on `err`, then print its table, or its
+    JSON for `--json`; `--json FILE` writes the JSON there (whole or not at all) and
+    prints the table. Ctrl+C cancels the engine."""
     try:
         report = run(lambda line: print(line, file=err, flush=True))
     except KeyboardInterrupt:
         engine.cancel()
         print("\ncancelled", file=err)
         return EXIT_INTERRUPTED
-    text = as_table(report) if as_json is None else json.dumps(as_json(report), ensure_ascii=False)
-    out.write(text + "\n")
+    if json_arg == "-":
+        out.write(json.dumps(as_json(report), ensure_ascii=False) + "\n")
+    else:
+        if json_arg is not None:
+            path = Path(json_arg)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.part")
+            tmp.write_text(json.dumps(as_json(report), ensure_ascii=False, indent=1) + "\n")
+            tmp.replace(path)
+            print(f"JSON written to {path}", file=err)
+        out.write(as_table(report) + "\n")
     out.flush()
     return EXIT_OK
 

@@ -16,9 +16,17 @@ from typing import Any, Literal
 
 import torch
 
-from core.bench import SpeedReport, format_table, report_to_json, run_speed_bench
-from core.bench_quality import format_quality, pick, quality_to_json, run_quality_bench
-from core.config import DecodeConfig, IndexConfig, ModelConfig, default_budget
+from core.bench import HFKind, SpeedReport, format_table, report_to_json, run_speed_bench
+from core.bench_context import context_sweep_to_json, format_context_table, run_context_sweep
+from core.bench_quality import (
+    format_quality,
+    mode_variants,
+    pick,
+    quality_to_json,
+    run_quality_bench,
+    sweep_variants,
+)
+from core.config import MAX_GAMMA, DecodeConfig, IndexConfig, ModelConfig, default_budget
 from core.decoding.drafters import LookupDrafter, ModelDrafter, trimmed_head_ids
 from core.decoding.fastlm import FastSequence
 from core.decoding.lm import Sequence as LMSequence
@@ -52,8 +60,9 @@ MIN_DRAFTER_BUDGET = 256  # at least one retrieval unit, even for a short docume
 
 __all__ = [  # re-exported: app/ may import only core.api (and events, config, errors)
     "DocumentInfo", "Engine", "Hit", "PageRenderer", "PdfLayout", "RenderedPage", "SpeedReport",
-    "default_library_dir", "format_quality", "format_table", "load_qa_set", "pick",
-    "quality_to_json", "report_to_json", "run_quality_bench", "run_speed_bench",
+    "context_sweep_to_json", "default_library_dir", "format_context_table", "format_quality",
+    "format_table", "load_qa_set", "mode_variants", "pick", "quality_to_json", "report_to_json",
+    "run_context_sweep", "run_quality_bench", "run_speed_bench", "sweep_variants",
 ]  # fmt: skip
 
 
@@ -81,6 +90,7 @@ class Engine:
         self._chunking_cache: tuple[Chunking, Any] | None = None
         self._cancel = threading.Event()
         self._live: _Live | None = None
+        self._live_drafter: _Live | None = None  # the drafter's sequence, likewise
         # Learned verify-cost curves (n tokens -> ratio to a one-token step), per target
         # model and context bucket, so each question starts from what earlier ones measured.
         self._verify_costs: dict[tuple[str, int], dict[int, float]] = {}
@@ -95,7 +105,7 @@ class Engine:
 
     def clear_kv_cache(self, memory: bool = True, disk: bool = False) -> None:
         self.kv.clear(memory, disk)
-        self._live = None
+        self._live = self._live_drafter = None
 
     # ------------------------------------------------------------------ models
     @quiet
@@ -276,15 +286,21 @@ class Engine:
 
         # Target context: the whole document when it fits the window, else the
         # best-matching sections that do (retrieval with the target's budget).
+        # The reserve does not depend on gamma, so that the target reads the same
+        # context (and reuses its KV) whatever gamma a question is asked with.
         overhead = template_overhead(tok) + count(question) + 8
-        reserve = overhead + cfg.max_new_tokens + cfg.gamma + 1
+        reserve = overhead + cfg.max_new_tokens + MAX_GAMMA + 1
         target_room = target.context_window - reserve
         if target_room < 64:
             raise ConfigError(
                 f"The target's window ({target.context_window} tokens) leaves no room for the "
                 f"document with {cfg.max_new_tokens} new tokens. Lower --max-new-tokens."
             )
-        budget = cfg.budget or max(default_budget(doc_tokens), MIN_DRAFTER_BUDGET)
+        # L in DESIGN's budget is the context the target reads: the whole document, or
+        # what of it fits the window. A drafter reading as much as the target would cost
+        # as much per step.
+        target_reads = min(doc_tokens, target_room)
+        budget = cfg.budget or max(default_budget(target_reads), MIN_DRAFTER_BUDGET)
         if cfg.mode == "rag":
             budget = min(budget, target_room)
         target_chunks: tuple[ChunkRef, ...] = ()
@@ -355,11 +371,11 @@ class Engine:
                                       time.perf_counter() - t_d, len(d_ids))  # fmt: skip
             else:
                 d_ids = drafter_prompt.ids
-                dseq = f.new(len(d_ids) + extra)
-                ok = yield from self._prefill(dseq, d_ids[:-1], "drafter", cfg.prefill_chunk, 0)
-                if not ok:
+                reused = yield from self._drafter_sequence(drafter, d_ids, extra, cfg)
+                if reused is None:
                     yield self._cancelled(cfg, t_start)
                     return
+                dseq = reused
             head_ids = trimmed_head_ids(d_ids, f.vocab_size) if f.fast is not None else None
             model_drafter = ModelDrafter(dseq, f.lm_head, target.model.config.vocab_size, head_ids)
             model_drafter.pending = [d_ids[-1]]
@@ -403,6 +419,29 @@ class Engine:
             chunks=chunks,
             time_to_first_token_s=(first_token_at or time.perf_counter()) - t_start,
         )
+
+    def _drafter_sequence(
+        self, drafter: LoadedModel, d_ids: list[int], extra: int, cfg: DecodeConfig
+    ) -> Generator[Event, None, LMSequence | None]:
+        """A drafter sequence holding d_ids[:-1]: the last question's when its drafter
+        context was the same (another mode or setting on the same question), else
+        prefilled. None when cancelled."""
+        key = prefix_key(drafter.name + self._prefill_tag(drafter), drafter.dtype, d_ids)
+        live, self._live_drafter = self._live_drafter, None
+        t0 = time.perf_counter()
+        if live is not None and live.key == key:
+            seq = live.seq
+            seq.crop(live.prefix_len)
+            seq.reserve(len(d_ids) + extra)
+            n = live.prefix_len
+            yield PrefillProgress("drafter", n, n, time.perf_counter() - t0, n)
+        else:
+            seq = self._factory(drafter).new(len(d_ids) + extra)
+            ok = yield from self._prefill(seq, d_ids[:-1], "drafter", cfg.prefill_chunk, 0)
+            if not ok:
+                return None
+        self._live_drafter = _Live(key, seq, len(d_ids) - 1)
+        return seq
 
     def _cancelled(self, cfg: DecodeConfig, t_start: float) -> Finished:
         return Finished(
@@ -479,11 +518,16 @@ class Engine:
         self,
         question: str,
         documents: Sequence[Path],
-        kind: Literal["hf-generate", "hf-lookup"],
+        kind: HFKind,
         max_new_tokens: int,
         password: str | None = None,
     ) -> Iterator[Event]:
-        """transformers `generate` (greedy, or prompt lookup) on the same target prompt."""
+        """transformers `generate` on the same target prompt, greedy: plain
+        (`hf-generate`), prompt lookup (`hf-lookup`) or assisted by the drafter model
+        (`hf-assisted`; the drafter reads the same full prompt, transformers' default
+        draft-length schedule). A drafter that is the target itself is passed as the
+        same model object: transformers accepts that (each `generate` builds its own
+        caches), and greedy assisted generation gives the plain greedy answer."""
         question = _check_question(question)
         self._cancel.clear()
         t_start = time.perf_counter()
@@ -500,17 +544,27 @@ class Engine:
         prompt = build_prompt(target.tokenizer, text, question)
         if len(prompt) + max_new_tokens > target.context_window:
             raise ConfigError("The document does not fit the target's window for HF generate.")
-        stamps: list[float] = []
+        extra: dict[str, Any] = {}
+        if kind == "hf-lookup":
+            extra["prompt_lookup_num_tokens"] = 10
+        elif kind == "hf-assisted":
+            drafter = self.drafter
+            assert drafter is not None
+            if len(prompt) + max_new_tokens > drafter.context_window:
+                raise ConfigError(
+                    "The document does not fit the drafter's window for HF assisted generate."
+                )
+            extra["assistant_model"] = drafter.model
+        stamps: list[tuple[float, int]] = []  # (time, tokens) of each streamer push
 
         class _Clock:
             def put(self, value: Any) -> None:
-                stamps.append(time.perf_counter())
+                stamps.append((time.perf_counter(), int(value.numel())))
 
             def end(self) -> None:
-                stamps.append(time.perf_counter())
+                stamps.append((time.perf_counter(), 0))
 
         ids = torch.tensor([prompt.ids], device=target.device)
-        extra: dict[str, Any] = {"prompt_lookup_num_tokens": 10} if kind == "hf-lookup" else {}
         t0 = time.perf_counter()
         with torch.inference_mode():
             model: Any = target.model
@@ -520,19 +574,33 @@ class Engine:
                 pad_token_id=target.eos_ids[0], **extra,
             )  # fmt: skip
         new = out[0, ids.shape[1] :].tolist()
-        # stamps[0]: prompt pushed; stamps[1]: first new token (prefill + 1 step) ...
-        first = stamps[1] if len(stamps) > 2 else time.perf_counter()
-        end = stamps[-1]
-        steps = max(len(new) - 1, 1)
-        decode_s = (end - first) * len(new) / steps
+        first, decode_s = _streamer_timing(stamps, len(new))
+        # rounds: the pushes of new tokens, one per target forward (an assisted round
+        # pushes all the tokens it accepted at once)
         yield Finished(
             answer=str(target.tokenizer.decode(new, skip_special_tokens=True)).strip(),
             mode=kind, stop_reason="eos" if new and new[-1] in target.eos_ids else "max_tokens",
-            new_tokens=len(new), rounds=len(new), drafted=0, accepted=0,
+            new_tokens=len(new), rounds=max(len(stamps) - 2, 0), drafted=0, accepted=0,
             target_prefill_s=first - t0, drafter_prefill_s=0.0, decode_s=decode_s,
             end_to_end_s=time.perf_counter() - t_start, baseline_step_s=0.0,
             time_to_first_token_s=first - t_start,
         )  # fmt: skip
+
+
+def _streamer_timing(stamps: Sequence[tuple[float, int]], new_tokens: int) -> tuple[float, float]:
+    """When the first new tokens came, and the decode seconds, from a streamer's
+    (time, tokens) pushes: [0] the prompt, [1] the first new token(s) (prefill + one
+    step, or + one assisted round, which may emit several), ..., [-1] the end.
+
+    Decode speed is measured after the first push and scaled to all new tokens, so
+    that tok/s = tokens after the first push / their seconds, as for one-token steps."""
+    if len(stamps) < 3:
+        now = time.perf_counter()
+        return now, 0.0
+    first, first_tokens = stamps[1]
+    end = stamps[-1][0]
+    later = max(new_tokens - first_tokens, 1)
+    return first, (end - first) * new_tokens / later
 
 
 def _passage_positions(
@@ -621,8 +689,8 @@ def _check_question(question: str) -> str:
 
 def _check_config(cfg: DecodeConfig) -> None:
     problems = []
-    if not 1 <= cfg.gamma <= 64:
-        problems.append(f"gamma must be between 1 and 64 (got {cfg.gamma})")
+    if not 1 <= cfg.gamma <= MAX_GAMMA:
+        problems.append(f"gamma must be between 1 and {MAX_GAMMA} (got {cfg.gamma})")
     if cfg.eta < 0:
         problems.append(f"eta must be >= 0 (got {cfg.eta})")
     if not 0 < cfg.alpha <= 1:

@@ -1,25 +1,46 @@
-"""`rapidqa bench quality`: every decoding mode on a labelled question set.
+"""`rapidqa bench quality`: decoding modes (or one setting swept) on labelled questions.
 
-Each question is asked once per mode about its own document (added to the library
-first, once). The engine keeps the document's prefill in its KV cache, so a
-document is read once for all its questions and modes. Scores: accuracy and token
-F1 (core/quality.py), answer length, acceptance and mean accepted length, and decode
-speed as a ratio to `target` on the same questions.
+Each question is asked once per variant (a mode, or `rapid` at one eta or gamma)
+about its own document, added to the library first, once. What repeats is read once:
+
+- per question, the variants run target-context modes first and `rag` last, so the
+  target's prefilled context (the document, or its best sections when it is longer
+  than the window) is reused by every variant but `rag`, and the drafter's retrieved
+  context is reused by `sd`, `rapid` and every swept setting (`Engine` keeps both);
+- per document that fits the window, the target's prefill is reused by every
+  question (the engine's KV store keys it by the document prefix).
+
+Scores: accuracy and token F1 (core/quality.py), answer length, acceptance and mean
+accepted length, and decode speed as a ratio to `target` on the same questions; for
+all questions and split by whether the document fits the target's window.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from core.config import MODES, DecodeConfig
+from core.config import MAX_GAMMA, MODES, DecodeConfig, Mode
 from core.errors import ConfigError
-from core.events import Event, Finished
+from core.events import Event, Finished, Retrieved
 from core.quality import ModeSummary, QAItem, QASetError, Scored, score, summarise
 
-BASELINE = "target"
+BASELINE: Mode = "target"
+SWEEPABLE = ("eta", "gamma")
+Group = Literal["fits", "longer"]
+GROUP_TITLES: dict[Group, str] = {
+    "fits": "documents that fit the target's window (the target reads all of it)",
+    "longer": "documents longer than the window (the target reads its best sections)",
+}
+# Where the bundled sets' documents come from, for the missing-document message.
+_PACKAGES = (
+    ("/usr/share/R/", "r-doc-pdf"),
+    ("/usr/share/doc/gnuplot", "gnuplot-doc"),
+    ("/usr/share/texlive/", "texlive-latex-base-doc texlive-latex-recommended-doc"),
+)
 
 
 class QualityEngine(Protocol):
@@ -31,12 +52,67 @@ class QualityEngine(Protocol):
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One row of the table: a label and the decoding settings it runs with."""
+
+    label: str
+    decode: DecodeConfig
+
+
+@dataclass(frozen=True)
+class Answered:
+    """One question answered by one variant, scored."""
+
+    scored: Scored
+    doc: str
+    group: Group
+    answer: str
+    decode_s: float
+
+
+@dataclass(frozen=True)
 class QualityReport:
     """Per-question results and the table rows."""
 
-    results: tuple[Scored, ...]
+    variants: tuple[Variant, ...]
+    answers: tuple[Answered, ...]
     summary: tuple[ModeSummary, ...]
-    tokens_per_s: dict[str, float]  # decode tok/s per mode over all its answers
+    tokens_per_s: dict[str, float]  # decode tok/s per variant over all its answers
+    groups: dict[Group, tuple[tuple[ModeSummary, ...], dict[str, float]]]
+    seconds: float  # wall time of the whole run
+
+
+def mode_variants(modes: Sequence[str], base: DecodeConfig) -> list[Variant]:
+    """One variant per mode, `target` (the baseline) first."""
+    order = [BASELINE] + [m for m in dict.fromkeys(modes) if m != BASELINE]
+    for mode in order:
+        if mode not in MODES:
+            raise ConfigError(f"Unknown mode {mode!r}: choose from {', '.join(MODES)}.")
+    return [Variant(m, replace(base, mode=m)) for m in order]  # type: ignore[arg-type]
+
+
+def sweep_variants(spec: str, base: DecodeConfig) -> list[Variant]:
+    """`target`, then `rapid` at each value of `spec` ("eta=0,1,5" or "gamma=2,4")."""
+    name, _, values = spec.partition("=")
+    name = name.strip()
+    if name not in SWEEPABLE or not values.strip():
+        raise ConfigError(
+            f"Cannot sweep {spec!r}: write {SWEEPABLE[0]}=0,1,5,10,20 or {SWEEPABLE[1]}=2,4,6,8."
+        )
+    variants = [Variant(BASELINE, replace(base, mode=BASELINE))]
+    for raw in values.split(","):
+        try:
+            value = float(raw) if name == "eta" else int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw.strip()!r} is not a number.") from None
+        if value < 0 or (name == "gamma" and not 1 <= value <= MAX_GAMMA):
+            raise ConfigError(f"{name}={raw.strip()} is out of range.")
+        rapid = replace(base, mode="rapid")
+        cfg = (
+            replace(rapid, eta=float(value)) if name == "eta" else replace(rapid, gamma=int(value))
+        )
+        variants.append(Variant(f"rapid {name}={value:g}", cfg))
+    return variants
 
 
 def pick(items: Sequence[QAItem], subset: int | None) -> list[QAItem]:
@@ -49,75 +125,114 @@ def pick(items: Sequence[QAItem], subset: int | None) -> list[QAItem]:
     return [items[int(i * step)] for i in range(subset)]
 
 
+def resolve_documents(items: Sequence[QAItem], folders: Sequence[Path]) -> dict[str, Path]:
+    """Each item's PDF: its `doc` as an absolute path, or under the first folder that
+    has it. `QASetError` lists the missing ones and what to install."""
+    found: dict[str, Path] = {}
+    missing: list[str] = []
+    packages: set[str] = set()
+    for doc in dict.fromkeys(i.doc for i in items):
+        path = Path(doc)
+        candidates = [path] if path.is_absolute() else [f / path for f in folders]
+        hit = next((c for c in candidates if c.is_file()), None)
+        if hit is not None:
+            found[doc] = hit
+            continue
+        missing.append(doc)
+        packages |= {pkg for c in candidates for pre, pkg in _PACKAGES if str(c).startswith(pre)}
+    if missing:
+        where = ", ".join(str(f) for f in folders) or "the given paths"
+        install = " Add them"
+        if packages:
+            install = f" Install them (apt-get install {' '.join(sorted(packages))})"
+        raise QASetError(
+            f"{len(missing)} document(s) of the set are not in {where}: {', '.join(missing)}."
+            f"{install} or point --docs at their folder."
+        )
+    return found
+
+
 def run_quality_bench(
     engine: QualityEngine,
     items: Sequence[QAItem],
-    docs_dir: Path,
-    modes: Sequence[str],
-    decode_base: DecodeConfig,
+    folders: Sequence[Path],
+    variants: Sequence[Variant],
     *,
     log: Callable[[str], None] | None = None,
 ) -> QualityReport:
-    """Ask every item in every mode (the baseline first); score the answers."""
+    """Ask every item with every variant (see the module docstring for the order)."""
     say = log if log is not None else (lambda _line: None)
-    order = [BASELINE] + [m for m in dict.fromkeys(modes) if m != BASELINE]
-    for mode in order:
-        if mode not in MODES:
-            raise ConfigError(f"Unknown mode {mode!r}: choose from {', '.join(MODES)}.")
-    missing = sorted({i.doc for i in items if not (docs_dir / i.doc).is_file()})
-    if missing:
-        raise QASetError(
-            f"{len(missing)} document(s) of the set are not in {docs_dir}: "
-            f"{', '.join(missing)}. Install them (the R manuals: apt-get install r-doc-pdf) "
-            "or point --docs at their folder."
-        )
-    results: list[Scored] = []
-    tokens: dict[str, int] = dict.fromkeys(order, 0)
-    seconds: dict[str, float] = dict.fromkeys(order, 0.0)
+    if not variants or variants[0].label != BASELINE:
+        raise ConfigError("The first variant must be the target-only baseline.")
+    pdfs = resolve_documents(items, folders)
+    # rag reads another target context: run it last so the others share one prefill.
+    run_order = sorted(variants, key=lambda v: v.decode.mode == "rag")
+    t0 = time.perf_counter()
+    answers: list[Answered] = []
     for n, item in enumerate(items, start=1):
-        for mode in order:
-            cfg = replace(decode_base, mode=mode)  # type: ignore[arg-type]
-            finished = _answer(engine, item, docs_dir / item.doc, cfg)
-            results.append(
+        mine: dict[str, Answered] = {}
+        for variant in run_order:
+            finished, group = _answer(engine, item, pdfs[item.doc], variant.decode)
+            mine[variant.label] = Answered(
                 score(
-                    item,
-                    mode,
-                    finished.answer,
-                    finished.new_tokens,
-                    finished.drafted,
-                    finished.accepted,
-                    finished.rounds,
-                )
-            )
-            tokens[mode] += finished.new_tokens
-            seconds[mode] += finished.decode_s
+                    item, variant.label, finished.answer, finished.new_tokens,
+                    finished.drafted, finished.accepted, finished.rounds,
+                ),
+                item.doc, group, finished.answer, finished.decode_s,
+            )  # fmt: skip
+        answers += [mine[v.label] for v in variants]
         say(
-            f"[{n}/{len(items)}] {item.qid}: "
-            + ", ".join(f"{r.mode} {'ok' if r.correct else '--'}" for r in results[-len(order) :])
-        )
-    speed = {m: tokens[m] / seconds[m] if seconds[m] > 0 else 0.0 for m in order}
-    return QualityReport(tuple(results), tuple(summarise(results)), speed)
+            f"[{n}/{len(items)}] {item.qid} ({time.perf_counter() - t0:.0f} s): "
+            + ", ".join(f"{v.label} {'ok' if mine[v.label].scored.correct else '--'}"
+                        for v in variants)
+        )  # fmt: skip
+    summary, speed = _rows(answers)
+    groups: dict[Group, tuple[tuple[ModeSummary, ...], dict[str, float]]] = {}
+    for group in GROUP_TITLES:
+        subset = [a for a in answers if a.group == group]
+        if subset:
+            groups[group] = _rows(subset)
+    return QualityReport(
+        tuple(variants), tuple(answers), summary, speed, groups, time.perf_counter() - t0
+    )
 
 
-def _answer(engine: QualityEngine, item: QAItem, pdf: Path, cfg: DecodeConfig) -> Finished:
+def _rows(answers: Sequence[Answered]) -> tuple[tuple[ModeSummary, ...], dict[str, float]]:
+    tokens: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    for a in answers:
+        label = a.scored.mode
+        tokens[label] = tokens.get(label, 0) + a.scored.answer_tokens
+        seconds[label] = seconds.get(label, 0.0) + a.decode_s
+    speed = {m: tokens[m] / seconds[m] if seconds[m] > 0 else 0.0 for m in tokens}
+    return tuple(summarise([a.scored for a in answers])), speed
+
+
+def _answer(
+    engine: QualityEngine, item: QAItem, pdf: Path, cfg: DecodeConfig
+) -> tuple[Finished, Group]:
     finished = None
+    group: Group = "fits"
     for event in engine.ask(item.question, (pdf,), cfg):
         if isinstance(event, Finished):
             finished = event
+        elif isinstance(event, Retrieved) and event.role == "target":
+            group = "longer"  # the target read retrieved sections, not the whole document
     assert finished is not None, "Engine.ask always ends with Finished"
-    return finished
+    if finished.stop_reason == "cancelled":
+        raise KeyboardInterrupt
+    return finished, group
 
 
-def format_quality(report: QualityReport) -> str:
-    """The table: one row per mode, speed as a ratio to `target`."""
-    base = report.tokens_per_s.get(BASELINE, 0.0)
+def _table(summary: Sequence[ModeSummary], speed: dict[str, float]) -> list[str]:
+    base = speed.get(BASELINE, 0.0)
     lines = [
         "| mode | questions | accuracy | token F1 | answer tokens | acceptance "
         "| accepted/round | tok/s | vs target |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in report.summary:
-        tps = report.tokens_per_s.get(row.mode, 0.0)
+    for row in summary:
+        tps = speed.get(row.mode, 0.0)
         acc = "-" if row.acceptance_rate is None else f"{row.acceptance_rate:.0%}"
         mal = "-" if row.mean_accepted_length is None else f"{row.mean_accepted_length:.2f}"
         ratio = f"{tps / base:.2f}x" if base else "-"
@@ -125,14 +240,54 @@ def format_quality(report: QualityReport) -> str:
             f"| {row.mode} | {row.questions} | {row.accuracy:.0%} | {row.f1:.3f} | "
             f"{row.mean_answer_tokens:.1f} | {acc} | {mal} | {tps:.1f} | {ratio} |"
         )
+    return lines
+
+
+def format_quality(report: QualityReport) -> str:
+    """The table over all questions, then one per document group (when both occur)."""
+    lines = _table(report.summary, report.tokens_per_s)
+    if len(report.groups) > 1:
+        for group, (summary, speed) in report.groups.items():
+            lines += ["", f"{GROUP_TITLES[group]}:", "", *_table(summary, speed)]
+    minutes = report.seconds / 60
+    lines += ["", f"{len(report.answers)} answers in {minutes:.1f} min."]
     return "\n".join(lines)
 
 
+def _summary_json(
+    summary: Sequence[ModeSummary], speed: dict[str, float], variants: Sequence[Variant]
+) -> dict[str, Any]:
+    settings = {v.label: v.decode for v in variants}
+    out: dict[str, Any] = {}
+    for row in summary:
+        cfg = settings[row.mode]
+        out[row.mode] = {
+            **asdict(row),
+            "tokens_per_s": speed.get(row.mode, 0.0),
+            "decode_mode": cfg.mode,
+            "eta": cfg.effective_eta,
+            "gamma": cfg.gamma,
+        }
+    return out
+
+
 def quality_to_json(report: QualityReport) -> dict[str, Any]:
+    """``{"modes": {LABEL: {...}}, "groups": {...}, "results": [...], "seconds": S}``."""
     return {
-        "modes": {
-            row.mode: {**row.__dict__, "tokens_per_s": report.tokens_per_s.get(row.mode, 0.0)}
-            for row in report.summary
+        "modes": _summary_json(report.summary, report.tokens_per_s, report.variants),
+        "groups": {
+            group: _summary_json(summary, speed, report.variants)
+            for group, (summary, speed) in report.groups.items()
         },
-        "results": [r.__dict__ for r in report.results],
+        "results": [
+            {
+                **asdict(a.scored),
+                "doc": a.doc,
+                "group": a.group,
+                "answer": a.answer,
+                "decode_s": a.decode_s,
+            }
+            for a in report.answers
+        ],
+        "seconds": report.seconds,
     }

@@ -53,12 +53,15 @@ class IndexConfig:
     read_in_child: bool = False
 
 
+MAX_GAMMA = 64  # most draft tokens per round a DecodeConfig may ask for
+
+
 @dataclass(frozen=True)
 class DecodeConfig:
     """One question's decoding parameters (DESIGN.md, 'The algorithm')."""
 
     mode: Mode = "rapid"
-    gamma: int = 6  # most draft tokens per round
+    gamma: int = 6  # most draft tokens per round (1 .. MAX_GAMMA)
     adaptive_gamma: bool = True  # stop drafting early on low drafter confidence
     eta: float = 5.0  # RAPID strength for mode "rapid" (paper: 5-20); "sd" forces 0
     alpha: float = 0.1  # tail mask: m_i = [q_i >= alpha * max(q_i)]

@@ -6,8 +6,8 @@
 #   ./scripts/test.sh tests/core -x   any pytest arguments are passed through
 #
 # As root with apt available it also installs the Debian packages some tests use:
-# r-doc-pdf (real long PDFs), texlive-latex-{base,recommended}-doc (the corpus of
-# varied real PDFs), tesseract-ocr (OCR of scanned pages) and xvfb. Elsewhere it prints a note; the tests that
+# r-doc-pdf (real long PDFs), gnuplot-doc (the gnuplot manual of the QA set),
+# texlive-latex-{base,recommended}-doc (the corpus of varied real PDFs), tesseract-ocr (OCR of scanned pages) and xvfb. Elsewhere it prints a note; the tests that
 # need those PDFs are skipped when they are absent. RAPIDQA_NO_APT=1 skips this step.
 set -euo pipefail
 
@@ -19,7 +19,7 @@ if [[ -d .venv/bin ]]; then BIN=.venv/bin; else BIN=.venv/Scripts; fi
 say() { printf 'test: %s\n' "$*"; }
 
 # Debian packages for the tests (optional).
-debs=(r-doc-pdf texlive-latex-base-doc texlive-latex-recommended-doc tesseract-ocr
+debs=(r-doc-pdf gnuplot-doc texlive-latex-base-doc texlive-latex-recommended-doc tesseract-ocr
     tesseract-ocr-eng xvfb)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

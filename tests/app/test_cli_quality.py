@@ -84,11 +84,45 @@ def test_every_mode_answers_every_question(
     assert "| target | 1 |" in table and "| rapid | 1 |" in table
 
 
+def test_a_sweep_runs_rapid_at_each_value(
+    tiny_model: Path,
+    make_pdf: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path / "cache"))
+    pdf = make_pdf(["The keeper lit the lamp at dusk every day. " * 30] * 2, name="lamp.pdf")
+    qa = _qa_set(tmp_path, "lamp.pdf")
+    argv = ["bench", "quality", "--set", str(qa), "--docs", str(pdf.parent),
+            "--max-new-tokens", "4", "--target", str(tiny_model),
+            "--library", str(tmp_path / "lib"), "--json"]  # fmt: skip
+    assert cli.main([*argv, "--sweep", "eta=0,5"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data["modes"]) == ["target", "rapid eta=0", "rapid eta=5"]
+    assert [m["eta"] for m in data["modes"].values()] == [0.0, 0.0, 5.0]
+    assert {m["decode_mode"] for m in list(data["modes"].values())[1:]} == {"rapid"}
+    assert set(data["groups"]) == {"fits"}  # the small PDF fits the window
+    assert data["seconds"] > 0 and len(data["results"]) == 2 * 3
+    assert cli.main([*argv, "--sweep", "gamma=2,3", "--subset", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [m["gamma"] for m in data["modes"].values()] == [6, 2, 3]
+    bad = {"beta=1": "Cannot sweep", "eta=": "Cannot sweep", "gamma=0": "out of range",
+           "eta=x": "not a number"}  # fmt: skip
+    for spec, message in bad.items():
+        assert cli.main([*argv, "--sweep", spec]) != 0
+        assert message in capsys.readouterr().err
+
+
 def test_missing_documents_say_what_to_install(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     qa = _qa_set(tmp_path, "R-nowhere.pdf")
+    code = cli.main(["bench", "quality", "--set", str(qa)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "R-nowhere.pdf" in err and "r-doc-pdf" in err and "gnuplot-doc" in err
     code = cli.main(["bench", "quality", "--set", str(qa), "--docs", str(tmp_path)])
     assert code == 1
     err = capsys.readouterr().err
-    assert "R-nowhere.pdf" in err and "r-doc-pdf" in err
+    assert "R-nowhere.pdf" in err and str(tmp_path) in err and "--docs" in err

@@ -100,6 +100,32 @@ def test_second_question_reuses_the_document_kv(model_dir: Path, pdf: Path) -> N
     assert third.answer == first.answer
 
 
+def _drafter_cached(events: list[Event]) -> int:
+    return max((e.cached_tokens for e in events if isinstance(e, PrefillProgress)
+                and e.role == "drafter"), default=0)  # fmt: skip
+
+
+def test_other_modes_and_gammas_reuse_both_contexts(model_dir: Path, pdf: Path) -> None:
+    """The quality benchmark asks one question in several modes and settings: the
+    target's document KV and the drafter's retrieved-context KV are each read once."""
+    engine = Engine(ModelConfig(target=str(model_dir)))
+    # Adaptive gamma learns step costs across questions: off, so runs compare exactly.
+    kw: dict[str, object] = {"max_new_tokens": 12, "drafter_kv": "prefill", "adaptive_gamma": False}
+    sd, ev1 = _ask(engine, pdf, mode="sd", gamma=4, **kw)
+    assert _drafter_cached(ev1) == 0
+    rapid, ev2 = _ask(engine, pdf, mode="rapid", gamma=2, **kw)
+    assert _cached(ev2) > 0 and _drafter_cached(ev2) > 0
+    again, ev3 = _ask(engine, pdf, mode="sd", gamma=4, **kw)
+    assert _drafter_cached(ev3) > 0
+    assert (again.answer, again.drafted, again.accepted) == (sd.answer, sd.drafted, sd.accepted)
+    fresh, _ = _ask(Engine(ModelConfig(target=str(model_dir))), pdf, mode="rapid", gamma=2, **kw)
+    assert (fresh.answer, fresh.drafted, fresh.accepted) == (
+        rapid.answer,
+        rapid.drafted,
+        rapid.accepted,
+    )
+
+
 def test_cancel_during_decode_then_ask_again(model_dir: Path, pdf: Path) -> None:
     engine = Engine(ModelConfig(target=str(model_dir)))
     fresh, _ = _ask(Engine(ModelConfig(target=str(model_dir))), pdf, mode="sd",
