@@ -263,3 +263,25 @@ def test_gpu_speed_acceptance_files(tmp_path: Path) -> None:
         gs.load_acceptance(str(f))
     assert gs.parse_ints("2..5") == [2, 3, 4, 5] and gs.parse_ints("2,8") == [2, 8]
     assert gs.Acceptance(None, 0.5, "x").at(3) == pytest.approx(0.875)
+
+
+def test_roofline_projection_pays_off_more_at_longer_contexts(tmp_path: Path) -> None:
+    """bench/roofline_projection.py: at the same acceptance, a same-size drafter on a
+    4K context gains as the target's KV grows; a perfect drafter approaches its bound."""
+    spec = importlib.util.spec_from_file_location(
+        "rapidqa_bench_projection", Path(__file__).resolve().parents[2] / "bench"
+        / "roofline_projection.py",
+    )  # fmt: skip
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "p.json"
+    assert module.main(["--accept-rate", "0.9", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    self_llama = [r for r in rows if r["target"] == "llama-3.1-8b" and r["drafter"] == "self"]
+    speedups = [r["projected_speedup"] for r in self_llama]
+    assert [r["context"] for r in self_llama] == sorted(r["context"] for r in self_llama)
+    assert speedups == sorted(speedups) and speedups[-1] > 1.0
+    small = [r for r in rows if r["drafter"] == "llama-3.2-1b"]
+    assert all(s["projected_speedup"] > r["projected_speedup"]
+               for s, r in zip(small, self_llama, strict=True))  # fmt: skip
