@@ -126,6 +126,18 @@ def test_other_modes_and_gammas_reuse_both_contexts(model_dir: Path, pdf: Path) 
     )
 
 
+def test_rapid_does_not_copy_the_question(model_dir: Path, pdf: Path) -> None:
+    """Under eta > 0 lookup drafts never come from the question: a random model with a
+    strong eta accepts nearly any draft, and answers used to restate the question."""
+    engine = Engine(ModelConfig(target=str(model_dir)))
+    question = "Did quokka marmalade zeppelins visit Ostrava?"
+    for drafter_kv in ("select", "prefill"):
+        cfg = DecodeConfig(mode="rapid", eta=40.0, max_new_tokens=24, drafter_kv=drafter_kv)
+        fin = list(engine.ask(question, [pdf], cfg))[-1]
+        assert isinstance(fin, Finished) and fin.accepted > 0
+        assert "marmalade" not in fin.answer and "Question" not in fin.answer, fin.answer
+
+
 def test_cancel_during_decode_then_ask_again(model_dir: Path, pdf: Path) -> None:
     engine = Engine(ModelConfig(target=str(model_dir)))
     fresh, _ = _ask(Engine(ModelConfig(target=str(model_dir))), pdf, mode="sd",
