@@ -29,39 +29,21 @@ threads (1 keeps a run sane when other processes hold the cores).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import roofline as rl  # bench/roofline.py: the script's folder is on sys.path
 import torch
 
 from core.decoding.drafters import trimmed_head_ids
 from core.decoding.fastlm import FastSequence
 from core.decoding.lm import Sequence, SequenceFactory
 from core.models import load_model
-
-
-def _load_roofline() -> ModuleType:
-    """bench/roofline.py by file path (bench/ is not a package)."""
-    name = "rapidqa_bench_roofline"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("roofline.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rl = _load_roofline()
 
 CONTEXTS = (1024, 2048, 4096, 7680)
 QUICK_CONTEXTS = (1024, 4096)

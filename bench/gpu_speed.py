@@ -7,8 +7,9 @@ from real configs, and the RAPID speedup they imply at a given acceptance.
         [--compile] [--repeat 10] [--json PATH]
     python bench/gpu_speed.py --device cpu --tiny --json OUT.json     # a smoke run, seconds
 
-Imports only torch, transformers and the standard library (plus `bench/roofline.py`, loaded
-by file path), so it runs on a GPU machine that has none of RapidQA's other dependencies.
+Imports only torch, transformers and the standard library (plus `bench/roofline.py`,
+imported from the script's folder), so it runs on a GPU machine that has none of RapidQA's
+other dependencies.
 Written against the transformers 5.x cache API as found in 5.23 and kept to what 5.17
 also has (see `PreallocLayer`).
 
@@ -71,40 +72,22 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import json
 import math
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import roofline as rl  # bench/roofline.py: the script's folder is on sys.path
 import torch
 import torch.nn.functional as F
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
 from transformers.cache_utils import DynamicLayer
-
-
-def _load_roofline() -> ModuleType:
-    """bench/roofline.py by file path (bench/ is not a package)."""
-    name = "rapidqa_bench_roofline"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("roofline.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rl = _load_roofline()
 
 # --------------------------------------------------------------------------- configs
 

@@ -1,8 +1,8 @@
 """Roofline cost model of one decoding forward pass of a decoder-only transformer, and the
 expected speedup of a RAPID / speculative-decoding round built from measured step times.
 
-Imports only torch and the standard library: `bench/gpu_speed.py` loads this file by path
-on a GPU machine where the RapidQA engine (`core`) is not installed.
+Imports only torch and the standard library: `bench/gpu_speed.py` imports it from its
+own folder on a GPU machine where the RapidQA engine (`core`) is not installed.
 
 Notation (a transformers-style config): hidden size h, layers N, query heads H, key/value
 heads G, head dimension D, MLP width I, vocabulary V; b = bytes per weight element,

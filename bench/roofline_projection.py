@@ -1,5 +1,5 @@
 """RAPID on a GPU at the physical limit: the roofline step costs of real model sizes
-(bench/roofline.py, nominal datasheet bandwidth and FLOP/s) combined with an acceptance
+(bench/rl.py, nominal datasheet bandwidth and FLOP/s) combined with an acceptance
 measured here. No GPU and no weights needed; a measured run is bench/gpu_speed.py.
 
     .venv/bin/python bench/roofline_projection.py [--device h100-sxm|h200]
@@ -21,24 +21,15 @@ bandwidth (bench/cost_model.py measures the gap on this CPU).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+import gpu_speed  # the configs of the real models (bench/ is on sys.path)
+import roofline as rl
 
 HERE = Path(__file__).resolve().parent
 CONTEXTS = (8192, 16384, 32768, 65536, 131072)
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"rapidqa_bench_{name}", HERE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def project(
@@ -46,23 +37,22 @@ def project(
 ) -> list[dict[str, Any]]:
     """One row per (pair, context): predicted times in ms and the best gamma's speedup,
     each draft accepted with probability `rate` until the first rejection."""
-    roofline, gpu = _load("roofline"), _load("gpu_speed")
-    device = {"h100-sxm": roofline.H100_SXM, "h200": roofline.H200}[device_key]
+    device = {"h100-sxm": rl.H100_SXM, "h200": rl.H200}[device_key]
     bf16 = 2
     rows = []
-    for target in gpu.TARGETS:
-        t_shape = roofline.ModelShape.from_config(gpu.CONFIGS[target], target)
-        for drafter in gpu.DRAFTERS[target]:
+    for target in gpu_speed.TARGETS:
+        t_shape = rl.ModelShape.from_config(gpu_speed.CONFIGS[target], target)
+        for drafter in gpu_speed.DRAFTERS[target]:
             d_name = target if drafter == "self" else drafter
-            d_shape = roofline.ModelShape.from_config(gpu.CONFIGS[d_name], d_name)
-            t_draft = roofline.predict_step(d_shape, device, bf16, d_ctx, 1, logits_rows=1).seconds
+            d_shape = rl.ModelShape.from_config(gpu_speed.CONFIGS[d_name], d_name)
+            t_draft = rl.predict_step(d_shape, device, bf16, d_ctx, 1, logits_rows=1).seconds
             for ctx in contexts:
-                t1 = roofline.predict_step(t_shape, device, bf16, ctx, 1, logits_rows=1).seconds
+                t1 = rl.predict_step(t_shape, device, bf16, ctx, 1, logits_rows=1).seconds
                 best = None
                 for g in gammas:
-                    tv = roofline.predict_step(t_shape, device, bf16, ctx, g + 1).seconds
-                    accepted = roofline.expected_accepted(rate, g)
-                    proj = roofline.rapid_round_projection(tv, t1, t_draft, g, accepted)
+                    tv = rl.predict_step(t_shape, device, bf16, ctx, g + 1).seconds
+                    accepted = rl.expected_accepted(rate, g)
+                    proj = rl.rapid_round_projection(tv, t1, t_draft, g, accepted)
                     if best is None or proj.speedup > best[0].speedup:
                         best = (proj, tv)
                 assert best is not None

@@ -18,16 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 
 
-def _load(name: str, filename: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCH / filename)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+# The bench scripts import each other as top-level modules: their folder is sys.path[0]
+# when they run as scripts; here it is put there.
+sys.path.insert(0, str(BENCH))
 
 
-rl = _load("rapidqa_bench_roofline", "roofline.py")
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(name)
+
+
+rl = _load("roofline")
 
 # hidden 8, 2 layers, 2 heads, 1 KV head, head_dim 4, MLP 16, vocab 10, untied.
 TINY = {
@@ -249,7 +249,7 @@ def test_gpu_speed_tiny_cpu_run(tmp_path: Path) -> None:
 
 
 def test_gpu_speed_acceptance_files(tmp_path: Path) -> None:
-    gs = _load("rapidqa_bench_gpu_speed", "gpu_speed.py")
+    gs = _load("gpu_speed")
     f = tmp_path / "a.json"
     f.write_text("2.5")
     assert gs.load_acceptance(str(f)).mean_accepted == 2.5
@@ -268,13 +268,7 @@ def test_gpu_speed_acceptance_files(tmp_path: Path) -> None:
 def test_roofline_projection_pays_off_more_at_longer_contexts(tmp_path: Path) -> None:
     """bench/roofline_projection.py: at the same acceptance, a same-size drafter on a
     4K context gains as the target's KV grows; a perfect drafter approaches its bound."""
-    spec = importlib.util.spec_from_file_location(
-        "rapidqa_bench_projection", Path(__file__).resolve().parents[2] / "bench"
-        / "roofline_projection.py",
-    )  # fmt: skip
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load("roofline_projection")
     out = tmp_path / "p.json"
     assert module.main(["--accept-rate", "0.9", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
