@@ -348,8 +348,22 @@ def summarize(
     return summaries
 
 
-def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+def fmt_optional(value: float | None, spec: str, suffix: str = "") -> str:
+    """`value` formatted with `spec` and `suffix`, or "-" when there is none."""
     return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def fmt_percent(share: float | None) -> str:
+    """A share in [0, 1] as a whole percentage, or "-" when there is none."""
+    return fmt_optional(None if share is None else 100 * share, ".0f", "%")
+
+
+def table_row(cells: Sequence[str], columns: Sequence[tuple[str, int]]) -> str:
+    """One line of a fixed-width table: the "mode" column left-aligned, the rest right."""
+    return "  ".join(
+        cell.ljust(width) if name == "mode" else cell.rjust(width)
+        for cell, (name, width) in zip(cells, columns, strict=True)
+    )
 
 
 _COLUMNS: tuple[tuple[str, int], ...] = (
@@ -381,10 +395,7 @@ def format_table(report: SpeedReport) -> str:
         f"   gamma {d.gamma}   eta {d.eta:g}   temperature {d.temperature:g}",
         "",
     ]
-    header = "  ".join(
-        name.ljust(width) if i == 0 else name.rjust(width)
-        for i, (name, width) in enumerate(_COLUMNS)
-    )
+    header = table_row([name for name, _ in _COLUMNS], _COLUMNS)
     lines += [header, "-" * len(header)]
     for mode in report.modes:
         s = report.summaries.get(mode)
@@ -394,22 +405,17 @@ def format_table(report: SpeedReport) -> str:
             s.mode,
             str(s.runs),
             f"{s.tokens_per_s:.2f}",
-            _fmt(s.ratio, ".2f", "x"),
-            _fmt(None if s.acceptance_rate is None else 100 * s.acceptance_rate, ".0f", "%"),
-            _fmt(s.mean_accepted_length, ".2f"),
-            _fmt(s.speedup_estimate or None, ".2f", "x"),
+            fmt_optional(s.ratio, ".2f", "x"),
+            fmt_percent(s.acceptance_rate),
+            fmt_optional(s.mean_accepted_length, ".2f"),
+            fmt_optional(s.speedup_estimate or None, ".2f", "x"),
             f"{s.target_prefill_s + s.drafter_prefill_s:.2f}",
             f"{s.end_to_end_s:.2f}",
-            _fmt(s.ttft_cold_s, ".2f"),
-            _fmt(s.second_question_ttft, ".3f", "x"),
+            fmt_optional(s.ttft_cold_s, ".2f"),
+            fmt_optional(s.second_question_ttft, ".3f", "x"),
             f"{s.same_answer}/{s.compared}" if s.compared else "-",
         )
-        lines.append(
-            "  ".join(
-                cell.ljust(width) if i == 0 else cell.rjust(width)
-                for i, (cell, (_name, width)) in enumerate(zip(cells, _COLUMNS, strict=True))
-            )
-        )
+        lines.append(table_row(cells, _COLUMNS))
     lines += [
         "",
         "medians over runs; tok/s = new tokens / decode s (prefill excluded); ratio = tok/s"

@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.bench import BenchEngine, ModeSummary, SpeedReport, report_to_json, run_speed_bench
+from core.bench import (
+    BenchEngine,
+    ModeSummary,
+    SpeedReport,
+    fmt_optional,
+    fmt_percent,
+    report_to_json,
+    run_speed_bench,
+    table_row,
+)
 from core.config import MAX_GAMMA, DecodeConfig
 from core.errors import ConfigError, QuestionError
 from core.events import Event, ModelLoaded, Notice, drain
@@ -299,10 +308,6 @@ def _rows(sweep: ContextSweep) -> Iterator[tuple[ContextPoint, ModeSummary]]:
                 yield point, s
 
 
-def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
-    return "-" if value is None else f"{value:{spec}}{suffix}"
-
-
 _COLUMNS: tuple[tuple[str, int], ...] = (
     ("context", 7),
     ("pages", 5),
@@ -332,9 +337,7 @@ def format_context_table(sweep: ContextSweep) -> str:
             f"   temperature {d.temperature:g}",
         ]
     lines.append("")
-    header = "  ".join(
-        name.ljust(width) if name == "mode" else name.rjust(width) for name, width in _COLUMNS
-    )
+    header = table_row([name for name, _ in _COLUMNS], _COLUMNS)
     lines += [header, "-" * len(header)]
     previous: ContextPoint | None = None
     for point, s in _rows(sweep):
@@ -346,19 +349,14 @@ def format_context_table(sweep: ContextSweep) -> str:
             str(point.pages),
             s.mode,
             f"{s.tokens_per_s:.2f}",
-            _fmt(s.ratio, ".2f", "x"),
-            _fmt(None if s.acceptance_rate is None else 100 * s.acceptance_rate, ".0f", "%"),
-            _fmt(s.mean_accepted_length, ".2f"),
-            _fmt(_cold_prefill(point.report, s.mode), ".2f"),
+            fmt_optional(s.ratio, ".2f", "x"),
+            fmt_percent(s.acceptance_rate),
+            fmt_optional(s.mean_accepted_length, ".2f"),
+            fmt_optional(_cold_prefill(point.report, s.mode), ".2f"),
             f"{s.end_to_end_s:.2f}",
             f"{s.same_answer}/{s.compared}" if s.compared else "-",
         )
-        lines.append(
-            "  ".join(
-                cell.ljust(width) if name == "mode" else cell.rjust(width)
-                for cell, (name, width) in zip(cells, _COLUMNS, strict=True)
-            )
-        )
+        lines.append(table_row(cells, _COLUMNS))
     if sweep.skipped:
         lines.append("")
         lines += [f"context {s.requested} skipped: {s.reason}" for s in sweep.skipped]

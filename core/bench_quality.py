@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from core.bench import fmt_optional, fmt_percent
 from core.config import MAX_GAMMA, MODES, DecodeConfig, Mode
 from core.errors import ConfigError
 from core.events import Event, Finished, Retrieved
@@ -233,8 +234,8 @@ def _table(summary: Sequence[ModeSummary], speed: dict[str, float]) -> list[str]
     ]
     for row in summary:
         tps = speed.get(row.mode, 0.0)
-        acc = "-" if row.acceptance_rate is None else f"{row.acceptance_rate:.0%}"
-        mal = "-" if row.mean_accepted_length is None else f"{row.mean_accepted_length:.2f}"
+        acc = fmt_percent(row.acceptance_rate)
+        mal = fmt_optional(row.mean_accepted_length, ".2f")
         ratio = f"{tps / base:.2f}x" if base else "-"
         lines.append(
             f"| {row.mode} | {row.questions} | {row.accuracy:.0%} | {row.f1:.3f} | "
