@@ -45,32 +45,26 @@ def _qa_set(folder: Path, doc: str) -> Path:
     return path
 
 
-def test_every_mode_answers_every_question(
+@pytest.fixture
+def bench_argv(
     tiny_model: Path,
     make_pdf: Callable[..., Path],
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> list[str]:
+    """`rapidqa bench quality` on a two-question set about a real PDF, tiny model."""
     monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path / "cache"))
     pdf = make_pdf(["The keeper lit the lamp at dusk every day. " * 30] * 2, name="lamp.pdf")
     qa = _qa_set(tmp_path, "lamp.pdf")
-    argv = [
-        "bench",
-        "quality",
-        "--set",
-        str(qa),
-        "--docs",
-        str(pdf.parent),
-        "--modes",
-        "sd,rapid",
-        "--max-new-tokens",
-        "4",
-        "--target",
-        str(tiny_model),
-        "--library",
-        str(tmp_path / "lib"),
-    ]
+    return ["bench", "quality", "--set", str(qa), "--docs", str(pdf.parent),
+            "--max-new-tokens", "4", "--target", str(tiny_model),
+            "--library", str(tmp_path / "lib")]  # fmt: skip
+
+
+def test_every_mode_answers_every_question(
+    bench_argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*bench_argv, "--modes", "sd,rapid"]
     assert cli.main([*argv, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert list(data["modes"]) == ["target", "sd", "rapid"]
@@ -85,18 +79,9 @@ def test_every_mode_answers_every_question(
 
 
 def test_a_sweep_runs_rapid_at_each_value(
-    tiny_model: Path,
-    make_pdf: Callable[..., Path],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    bench_argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path / "cache"))
-    pdf = make_pdf(["The keeper lit the lamp at dusk every day. " * 30] * 2, name="lamp.pdf")
-    qa = _qa_set(tmp_path, "lamp.pdf")
-    argv = ["bench", "quality", "--set", str(qa), "--docs", str(pdf.parent),
-            "--max-new-tokens", "4", "--target", str(tiny_model),
-            "--library", str(tmp_path / "lib"), "--json"]  # fmt: skip
+    argv = [*bench_argv, "--json"]
     assert cli.main([*argv, "--sweep", "eta=0,5"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert list(data["modes"]) == ["target", "rapid eta=0", "rapid eta=5"]
