@@ -118,6 +118,19 @@ def target_tokenizer() -> Any:
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny Llama (SmolLM2 tokenizer, `tiny_llama(seed=0)`) saved as a local
+    model folder, for the engine, CLI and benchmark tests (read only)."""
+    from core.models import tiny_llama
+
+    loaded = tiny_llama(seed=0)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    loaded.model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def embedder() -> Any:
     """The real all-MiniLM-L6-v2, on the CPU, loaded once (~10-15 s here)."""
     from core.embed import Embedder

@@ -542,17 +542,6 @@ def test_gui_opens_on_a_pdf_and_quits(pdf: Path) -> None:
 # --- the real engine on a tiny model --------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random tiny Llama (SmolLM2 tokenizer) saved as a local model folder."""
-    models = pytest.importorskip("core.models")
-    loaded = models.tiny_llama()
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    loaded.model.save_pretrained(folder)
-    loaded.tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture
 def real_engine_available(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
     """core.api, with the KV store (and any cache) in a temporary folder."""

@@ -13,16 +13,6 @@ import pytest
 import app.cli as cli
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    models = pytest.importorskip("core.models")
-    loaded = models.tiny_llama(seed=0)
-    folder = tmp_path_factory.mktemp("tiny")
-    loaded.model.save_pretrained(folder)
-    loaded.tokenizer.save_pretrained(folder)
-    return folder
-
-
 def _qa_set(folder: Path, doc: str) -> Path:
     rows = [
         {
@@ -47,7 +37,7 @@ def _qa_set(folder: Path, doc: str) -> Path:
 
 @pytest.fixture
 def bench_argv(
-    tiny_model: Path,
+    tiny_model_dir: Path,
     make_pdf: Callable[..., Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -57,7 +47,7 @@ def bench_argv(
     pdf = make_pdf(["The keeper lit the lamp at dusk every day. " * 30] * 2, name="lamp.pdf")
     qa = _qa_set(tmp_path, "lamp.pdf")
     return ["bench", "quality", "--set", str(qa), "--docs", str(pdf.parent),
-            "--max-new-tokens", "4", "--target", str(tiny_model),
+            "--max-new-tokens", "4", "--target", str(tiny_model_dir),
             "--library", str(tmp_path / "lib")]  # fmt: skip
 
 

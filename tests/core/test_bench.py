@@ -315,17 +315,6 @@ STORY = (
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random tiny Llama (SmolLM2 tokenizer) saved as a local model folder."""
-    models = pytest.importorskip("core.models")
-    loaded = models.tiny_llama()
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    loaded.model.save_pretrained(folder)
-    loaded.tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def tiny_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A two-page PDF with a little text."""
     import pymupdf

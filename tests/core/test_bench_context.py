@@ -174,16 +174,6 @@ def test_table_and_json() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    models = pytest.importorskip("core.models")
-    loaded = models.tiny_llama()
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    loaded.model.save_pretrained(folder)
-    loaded.tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def book(make_pdf: MakePdf) -> Path:
     """Eight pages of about 100-120 target tokens each."""
     return make_pdf([page_text(n) for n in range(1, 9)], name="book.pdf")

@@ -26,7 +26,6 @@ from core.events import (
     Retrieved,
     drain,
 )
-from core.models import tiny_llama
 
 PARAGRAPHS = [
     "The Ostrava tide gauge was installed in 1903 by the harbour board. It records the water "
@@ -39,15 +38,6 @@ PARAGRAPHS = [
     "and the readings have been sent by radio to the weather service ever since.",
 ]
 QUESTION = "Who kept the gauge log?"
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    loaded = tiny_llama(seed=0)
-    folder = tmp_path_factory.mktemp("tiny")
-    loaded.model.save_pretrained(folder)
-    loaded.tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +63,8 @@ def _cached(events: list[Event]) -> int:
                 and e.role == "target"), default=0)  # fmt: skip
 
 
-def test_sd_equals_target_through_the_engine(model_dir: Path, pdf: Path) -> None:
-    engine = Engine(ModelConfig(target=str(model_dir)))
+def test_sd_equals_target_through_the_engine(tiny_model_dir: Path, pdf: Path) -> None:
+    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
     base, _ = _ask(engine, pdf, mode="target", max_new_tokens=24)
     for drafter_kv in ("select", "prefill"):
         sd, events = _ask(engine, pdf, mode="sd", max_new_tokens=24, drafter_kv=drafter_kv)
@@ -86,15 +76,15 @@ def test_sd_equals_target_through_the_engine(model_dir: Path, pdf: Path) -> None
     assert base.speedup_estimate > 0 and base.baseline_step_s > 0
 
 
-def test_second_question_reuses_the_document_kv(model_dir: Path, pdf: Path) -> None:
-    engine = Engine(ModelConfig(target=str(model_dir)))
+def test_second_question_reuses_the_document_kv(tiny_model_dir: Path, pdf: Path) -> None:
+    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
     first, ev1 = _ask(engine, pdf, mode="target", max_new_tokens=4)
     second, ev2 = _ask(engine, pdf, mode="target", max_new_tokens=4)
     assert _cached(ev1) == 0
     assert _cached(ev2) > 0
     assert second.answer == first.answer
     # A new engine (the app reopened) finds the prefix on disk.
-    third, ev3 = _ask(Engine(ModelConfig(target=str(model_dir))), pdf, mode="target",
+    third, ev3 = _ask(Engine(ModelConfig(target=str(tiny_model_dir))), pdf, mode="target",
                       max_new_tokens=4)  # fmt: skip
     assert _cached(ev3) == _cached(ev2)
     assert third.answer == first.answer
@@ -105,10 +95,10 @@ def _drafter_cached(events: list[Event]) -> int:
                 and e.role == "drafter"), default=0)  # fmt: skip
 
 
-def test_other_modes_and_gammas_reuse_both_contexts(model_dir: Path, pdf: Path) -> None:
+def test_other_modes_and_gammas_reuse_both_contexts(tiny_model_dir: Path, pdf: Path) -> None:
     """The quality benchmark asks one question in several modes and settings: the
     target's document KV and the drafter's retrieved-context KV are each read once."""
-    engine = Engine(ModelConfig(target=str(model_dir)))
+    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
     # Adaptive gamma learns step costs across questions: off, so runs compare exactly.
     kw: dict[str, object] = {"max_new_tokens": 12, "drafter_kv": "prefill", "adaptive_gamma": False}
     sd, ev1 = _ask(engine, pdf, mode="sd", gamma=4, **kw)
@@ -118,7 +108,8 @@ def test_other_modes_and_gammas_reuse_both_contexts(model_dir: Path, pdf: Path) 
     again, ev3 = _ask(engine, pdf, mode="sd", gamma=4, **kw)
     assert _drafter_cached(ev3) > 0
     assert (again.answer, again.drafted, again.accepted) == (sd.answer, sd.drafted, sd.accepted)
-    fresh, _ = _ask(Engine(ModelConfig(target=str(model_dir))), pdf, mode="rapid", gamma=2, **kw)
+    fresh_engine = Engine(ModelConfig(target=str(tiny_model_dir)))
+    fresh, _ = _ask(fresh_engine, pdf, mode="rapid", gamma=2, **kw)
     assert (fresh.answer, fresh.drafted, fresh.accepted) == (
         rapid.answer,
         rapid.drafted,
@@ -126,10 +117,10 @@ def test_other_modes_and_gammas_reuse_both_contexts(model_dir: Path, pdf: Path) 
     )
 
 
-def test_rapid_does_not_copy_the_question(model_dir: Path, pdf: Path) -> None:
+def test_rapid_does_not_copy_the_question(tiny_model_dir: Path, pdf: Path) -> None:
     """Under eta > 0 lookup drafts never come from the question: a random model with a
     strong eta accepts nearly any draft, and answers used to restate the question."""
-    engine = Engine(ModelConfig(target=str(model_dir)))
+    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
     question = "Did quokka marmalade zeppelins visit Ostrava?"
     for drafter_kv in ("select", "prefill"):
         cfg = DecodeConfig(mode="rapid", eta=40.0, max_new_tokens=24, drafter_kv=drafter_kv)
@@ -138,9 +129,9 @@ def test_rapid_does_not_copy_the_question(model_dir: Path, pdf: Path) -> None:
         assert "marmalade" not in fin.answer and "Question" not in fin.answer, fin.answer
 
 
-def test_cancel_during_decode_then_ask_again(model_dir: Path, pdf: Path) -> None:
-    engine = Engine(ModelConfig(target=str(model_dir)))
-    fresh, _ = _ask(Engine(ModelConfig(target=str(model_dir))), pdf, mode="sd",
+def test_cancel_during_decode_then_ask_again(tiny_model_dir: Path, pdf: Path) -> None:
+    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
+    fresh, _ = _ask(Engine(ModelConfig(target=str(tiny_model_dir))), pdf, mode="sd",
                     max_new_tokens=20)  # fmt: skip
     steps = 0
     fin = None
@@ -156,8 +147,8 @@ def test_cancel_during_decode_then_ask_again(model_dir: Path, pdf: Path) -> None
     assert again.answer == fresh.answer
 
 
-def test_cancel_during_prefill_then_ask_again(model_dir: Path, pdf: Path) -> None:
-    engine = Engine(ModelConfig(target=str(model_dir)))
+def test_cancel_during_prefill_then_ask_again(tiny_model_dir: Path, pdf: Path) -> None:
+    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
     events = []
     for ev in engine.ask(QUESTION, [pdf], DecodeConfig(mode="target", max_new_tokens=8,
                                                       prefill_chunk=64)):  # fmt: skip
@@ -169,15 +160,15 @@ def test_cancel_during_prefill_then_ask_again(model_dir: Path, pdf: Path) -> Non
     assert fin.new_tokens == 0
     again, ev2 = _ask(engine, pdf, mode="target", max_new_tokens=8)
     assert _cached(ev2) == 0  # the half-read prefix was not kept
-    fresh, _ = _ask(Engine(ModelConfig(target=str(model_dir))), pdf, mode="target",
+    fresh, _ = _ask(Engine(ModelConfig(target=str(tiny_model_dir))), pdf, mode="target",
                     max_new_tokens=8)  # fmt: skip
     assert again.answer == fresh.answer
 
 
-def test_document_longer_than_the_window(tmp_path: Path, model_dir: Path, pdf: Path) -> None:
+def test_document_longer_than_the_window(tmp_path: Path, tiny_model_dir: Path, pdf: Path) -> None:
     small = tmp_path / "small-window"
     small.mkdir()
-    for f in model_dir.iterdir():
+    for f in tiny_model_dir.iterdir():
         (small / f.name).write_bytes(f.read_bytes())
     config = json.loads((small / "config.json").read_text())
     config["max_position_embeddings"] = 640
@@ -191,8 +182,8 @@ def test_document_longer_than_the_window(tmp_path: Path, model_dir: Path, pdf: P
     assert fin.new_tokens > 0
 
 
-def test_user_errors(model_dir: Path, pdf: Path, tmp_path: Path) -> None:
-    engine = Engine(ModelConfig(target=str(model_dir)))
+def test_user_errors(tiny_model_dir: Path, pdf: Path, tmp_path: Path) -> None:
+    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
     with pytest.raises(QuestionError, match="empty"):
         list(engine.ask("   ", [pdf]))
     with pytest.raises(ConfigError, match="gamma"):
@@ -210,26 +201,27 @@ def test_user_errors(model_dir: Path, pdf: Path, tmp_path: Path) -> None:
     assert fin.new_tokens == 2
 
 
-def test_sampling_is_reproducible_with_a_seed(model_dir: Path, pdf: Path) -> None:
-    engine = Engine(ModelConfig(target=str(model_dir)))
+def test_sampling_is_reproducible_with_a_seed(tiny_model_dir: Path, pdf: Path) -> None:
+    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
     a, _ = _ask(engine, pdf, mode="rapid", temperature=0.8, seed=7, max_new_tokens=16)
     b, _ = _ask(engine, pdf, mode="rapid", temperature=0.8, seed=7, max_new_tokens=16)
     assert a.answer == b.answer
 
 
-def test_rapid_greedy_is_reproducible(model_dir: Path, pdf: Path) -> None:
+def test_rapid_greedy_is_reproducible(tiny_model_dir: Path, pdf: Path) -> None:
     # p_hat depends on the drafts, so the draft path must not depend on timings.
-    engine = Engine(ModelConfig(target=str(model_dir)))
+    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
     a, _ = _ask(engine, pdf, mode="rapid", max_new_tokens=24)
-    b, _ = _ask(Engine(ModelConfig(target=str(model_dir))), pdf, mode="rapid", max_new_tokens=24)
+    other = Engine(ModelConfig(target=str(tiny_model_dir)))
+    b, _ = _ask(other, pdf, mode="rapid", max_new_tokens=24)
     assert a.answer == b.answer
 
 
 def test_ask_across_the_library_without_a_pdf(
-    tmp_path: Path, model_dir: Path, pdf: Path, make_pdf: Callable[..., Path]
+    tmp_path: Path, tiny_model_dir: Path, pdf: Path, make_pdf: Callable[..., Path]
 ) -> None:
     other = make_pdf(["The ferry to Ostrava leaves at nine from pier four."] * 2, name="ferry.pdf")
-    engine = Engine(ModelConfig(target=str(model_dir)), IndexConfig(library=tmp_path / "lib"))
+    engine = Engine(ModelConfig(target=str(tiny_model_dir)), IndexConfig(library=tmp_path / "lib"))
     with pytest.raises(QuestionError, match="is empty"):
         list(engine.ask(QUESTION))
     for path in (pdf, other):
