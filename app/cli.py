@@ -208,7 +208,8 @@ def _decoding_options(parser: argparse.ArgumentParser, *, full: bool) -> None:
         type=_int_range(1),
         default=None,
         metavar="TOKENS",
-        help="drafter retrieval budget in tokens (default: max(L/24, min(4096, L/4)))",
+        help="drafter retrieval budget in tokens (default: max(L/24, min(4096, L/4)), L = "
+        "the tokens the target reads)",
     )
     group.add_argument(
         "--drafter-kv",
@@ -346,15 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     _decoding_options(speed, full=False)
     _model_options(speed)
     speed.add_argument("--password", default=None, help="password of an encrypted PDF")
-    speed.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        default=None,
-        metavar="FILE",
-        help='print the JSON ({"modes": {MODE: {...}}}; with --contexts {"contexts": '
-        "[...]}) instead of the table; with FILE, write it there and print the table",
-    )
+    _bench_json_option(speed, '{"modes": {MODE: {...}}}; with --contexts {"contexts": [...]}')
 
     quality = bench_sub.add_parser(
         "quality", parents=[common], help="accuracy and token F1 of the modes on a question set"
@@ -399,16 +392,21 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--max-new-tokens", type=_int_range(1), default=64)
     _decoding_options(quality, full=False)
     _model_options(quality)
-    quality.add_argument(
+    _bench_json_option(quality, '{"modes": {...}, "groups": {...}, "results": [...]}')
+    return parser
+
+
+def _bench_json_option(parser: argparse.ArgumentParser, shape: str) -> None:
+    """`--json [FILE]` of the benchmarks (see `_run_bench`)."""
+    parser.add_argument(
         "--json",
         nargs="?",
         const="-",
         default=None,
         metavar="FILE",
-        help='print the JSON ({"modes": {...}, "groups": {...}, "results": [...]}) instead of '
-        "the table; with FILE, write it there and print the table",
+        help=f"print the JSON ({shape}) instead of the table; with FILE, write it there and "
+        "print the table",
     )
-    return parser
 
 
 # --- entry point ----------------------------------------------------------------------
