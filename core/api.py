@@ -435,18 +435,16 @@ class Engine:
         prefilled. None when cancelled."""
         key = prefix_key(drafter.name + self._prefill_tag(drafter), drafter.dtype, d_ids)
         live, self._live_drafter = self._live_drafter, None
-        t0 = time.perf_counter()
+        cached = 0
         if live is not None and live.key == key:
-            seq = live.seq
-            seq.crop(live.prefix_len)
+            seq, cached = live.seq, live.prefix_len
+            seq.crop(cached)
             seq.reserve(len(d_ids) + extra)
-            n = live.prefix_len
-            yield PrefillProgress("drafter", n, n, time.perf_counter() - t0, n)
         else:
             seq = self._factory(drafter).new(len(d_ids) + extra)
-            ok = yield from self._prefill(seq, d_ids[:-1], "drafter", cfg.prefill_chunk, 0)
-            if not ok:
-                return None
+        ok = yield from self._prefill(seq, d_ids[cached:-1], "drafter", cfg.prefill_chunk, cached)
+        if not ok:
+            return None
         self._live_drafter = _Live(key, seq, len(d_ids) - 1)
         return seq
 
