@@ -50,7 +50,13 @@ from core.index import Chunking, DocumentInfo, Library, default_library_dir, tok
 from core.ingest import Document
 from core.kvstore import KVStore, prefix_key
 from core.models import LoadedModel, cache_dir, counting_tokenizer, load_pair, load_tokenizer
-from core.prompts import Prompt, build_prompt, context_token_spans, template_overhead
+from core.prompts import (
+    DOCUMENT_HEADER_TOKENS,
+    Prompt,
+    build_prompt,
+    context_room,
+    context_token_spans,
+)
 from core.quality import load_qa_set
 from core.render import PageRenderer, PdfLayout, RenderedPage
 from core.retrieve import Hit, Retriever, join_chunks
@@ -286,11 +292,7 @@ class Engine:
 
         # Target context: the whole document when it fits the window, else the
         # best-matching sections that do (retrieval with the target's budget).
-        # The reserve does not depend on gamma, so that the target reads the same
-        # context (and reuses its KV) whatever gamma a question is asked with.
-        overhead = template_overhead(tok) + count(question) + 8
-        reserve = overhead + cfg.max_new_tokens + MAX_GAMMA + 1
-        target_room = target.context_window - reserve
+        target_room = context_room(tok, target.context_window, question, cfg.max_new_tokens)
         if target_room < 64:
             raise ConfigError(
                 f"The target's window ({target.context_window} tokens) leaves no room for the "
@@ -304,7 +306,7 @@ class Engine:
         if cfg.mode == "rag":
             budget = min(budget, target_room)
         target_chunks: tuple[ChunkRef, ...] = ()
-        if doc_tokens + len(docs) * 16 <= target_room:
+        if doc_tokens + len(docs) * DOCUMENT_HEADER_TOKENS <= target_room:
             target_text = full_text
         else:
             target_chunks = tuple(retriever.select(question, target_room, count, doc_ids))
@@ -320,7 +322,7 @@ class Engine:
         drafter_chunks: tuple[ChunkRef, ...] = ()
         drafter_prompt: Prompt | None = None
         if cfg.mode in ("rag", "sd", "rapid"):
-            d_room = drafter.context_window - reserve
+            d_room = context_room(tok, drafter.context_window, question, cfg.max_new_tokens)
             drafter_chunks = tuple(
                 retriever.select(question, max(0, min(budget, d_room)), count, doc_ids)
             )

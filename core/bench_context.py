@@ -29,12 +29,12 @@ from core.bench import (
     run_speed_bench,
     table_row,
 )
-from core.config import MAX_GAMMA, DecodeConfig
+from core.config import DecodeConfig
 from core.errors import ConfigError, QuestionError
 from core.events import Event, ModelLoaded, Notice, drain
+from core.prompts import DOCUMENT_HEADER_TOKENS, context_room
 
 JOIN_TOKENS = 1  # the paragraph break that joins two pages' texts in the document
-HEADER_SLACK = 16  # the engine keeps this much room per document (its header)
 
 
 class _Entry(Protocol):
@@ -160,13 +160,8 @@ def max_document_tokens(
     """The longest document the target reads whole with any of `questions` and
     `max_new_tokens` (the engine's rule in `Engine.ask`: template, question, answer and
     the most draft tokens must fit beside it)."""
-    from core.prompts import template_overhead
-
-    def count(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False))
-
-    overhead = template_overhead(tokenizer) + max(count(q) for q in questions) + 8
-    return window - (overhead + max_new_tokens + MAX_GAMMA + 1) - HEADER_SLACK
+    rooms = (context_room(tokenizer, window, q, max_new_tokens) for q in questions)
+    return min(rooms) - DOCUMENT_HEADER_TOKENS
 
 
 def run_context_sweep(

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.config import MAX_GAMMA
+
 SYSTEM = (
     "You answer questions about a document. Use only the document. "
     "Answer in one or two short sentences."
@@ -59,6 +61,19 @@ def template_overhead(tokenizer: Any) -> int:
     """Tokens the template adds around an empty context and question."""
     head, middle, tail = _template_parts(tokenizer)
     return sum(len(tokenizer.encode(t, add_special_tokens=False)) for t in (head, middle + tail))
+
+
+DOCUMENT_HEADER_TOKENS = 16  # room kept per document for its header in a joined context
+
+
+def context_room(tokenizer: Any, window: int, question: str, max_new_tokens: int) -> int:
+    """Tokens of context a model with `window` can read beside the template, `question`,
+    `max_new_tokens` of answer and the most draft tokens a round may verify (the reserve
+    does not depend on gamma, so that a context is the same, and its KV reusable,
+    whatever gamma a question is asked with)."""
+    question_tokens = len(tokenizer.encode(question, add_special_tokens=False))
+    overhead = template_overhead(tokenizer) + question_tokens + 8
+    return window - (overhead + max_new_tokens + MAX_GAMMA + 1)
 
 
 def context_token_spans(tokenizer: Any, context: str) -> tuple[int, list[tuple[int, int]]]:
