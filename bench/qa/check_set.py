@@ -42,15 +42,11 @@ import pymupdf
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from core.quality import contains_reference  # noqa: E402  (after the path insert)
+from core.config import QA_DOC_FOLDERS  # noqa: E402  (after the path insert)
+from core.quality import contains_reference  # noqa: E402
 
 SETS_DIR = Path(__file__).resolve().parent
-DEFAULT_DOCS = (
-    Path("/usr/share/R/doc/manual"),  # r-doc-pdf
-    Path("/usr/share/doc/gnuplot"),  # gnuplot-doc
-    Path("/usr/share/texlive/texmf-dist/doc/latex"),  # texlive-latex-*-doc
-    REPO / "resources" / "sample",
-)
+DEFAULT_DOCS = QA_DOC_FOLDERS
 KEYS = ("id", "doc", "question", "answer", "refs", "evidence", "page")
 EVIDENCE_WORDS = (10, 40)
 MAX_REFS, MAX_REF_WORDS = 4, 4
