@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from core.api import default_library_dir
 SAMPLE_PDF = theme.RESOURCES / "sample" / "harrow-point-handbook.pdf"
 SAMPLE_QUESTIONS = theme.RESOURCES / "sample" / "questions.txt"
 SETTINGS_ENV = "RAPIDQA_SETTINGS"
+STARTUP_PROBE_ENV = "RAPIDQA_STARTUP_PROBE"  # print the time the window is shown (benchmark)
 
 
 def sample_question() -> str:
@@ -40,7 +42,9 @@ def engine_factory(library: Path | None) -> Callable[[Settings], Any]:
         def make() -> Any:
             from core.api import Engine  # torch loads here, on the worker thread
 
-            return Engine(settings.model_config(), settings.index_config(library))
+            engine = Engine(settings.model_config(), settings.index_config(library))
+            gc.freeze()  # torch and transformers' objects: never scanned by full collections
+            return engine
 
         return make
 
@@ -92,10 +96,13 @@ def run_gui(
     assert isinstance(app, QApplication)
     app.setApplicationName("RapidQA")
     app.setOrganizationName("RapidQA")
+    app.setDesktopFileName("rapidqa")  # the installed rapidqa.desktop: taskbar icon, Wayland
     theme.apply(app)
     window, worker = build(settings_store(), library=library, pdf=pdf)
-    gc.freeze()  # torch, transformers, Qt: never scanned by full collections (GIL)
+    gc.freeze()  # Qt and the window: never scanned by full collections (GIL)
     window.show()
+    if os.environ.get(STARTUP_PROBE_ENV):  # bench/startup.py: when the window is up
+        QTimer.singleShot(0, lambda: print(f"window shown at {time.time():.3f}", file=sys.stderr))
     if quit_after is not None:
         QTimer.singleShot(int(quit_after * 1000), window.close)
     code = int(app.exec())

@@ -1,4 +1,4 @@
-"""The Engine facade: the only thing `app/` calls. Every method yields typed events.
+"""The Engine: what `app/` calls, through `core.api`. Every method yields typed events.
 
 An `Engine` owns the models, the documents read so far, the retriever and the
 document-prefix KV store. It is not thread-safe: one worker thread drives it; only
@@ -64,7 +64,7 @@ from core.retrieve import Hit, Retriever, join_chunks
 MAX_QUESTION_CHARS = 4000
 MIN_DRAFTER_BUDGET = 256  # at least one retrieval unit, even for a short document
 
-__all__ = [  # re-exported: app/ may import only core.api (and events, config, errors)
+__all__ = [  # re-exported by core.api: app/ may import only core.api (and events, config, errors)
     "DocumentInfo", "Engine", "Hit", "PageRenderer", "PdfLayout", "RenderedPage", "SpeedReport",
     "context_sweep_to_json", "default_library_dir", "format_context_table", "format_quality",
     "format_table", "load_qa_set", "mode_variants", "pick", "quality_to_json", "report_to_json",
