@@ -1,0 +1,3 @@
+"""PyInstaller hook for ``fitz``, PyMuPDF's legacy import name (a shim over ``pymupdf``)."""
+
+hiddenimports = ["pymupdf"]
