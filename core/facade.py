@@ -16,16 +16,7 @@ from typing import Any, Literal
 
 import torch
 
-from core.bench import HFKind, SpeedReport, format_table, report_to_json, run_speed_bench
-from core.bench_context import context_sweep_to_json, format_context_table, run_context_sweep
-from core.bench_quality import (
-    format_quality,
-    mode_variants,
-    pick,
-    quality_to_json,
-    run_quality_bench,
-    sweep_variants,
-)
+from core.bench import HFKind
 from core.config import MAX_GAMMA, DecodeConfig, IndexConfig, ModelConfig, default_budget
 from core.decoding.drafters import LookupDrafter, ModelDrafter, trimmed_head_ids
 from core.decoding.fastlm import FastSequence
@@ -57,19 +48,10 @@ from core.prompts import (
     context_room,
     context_token_spans,
 )
-from core.quality import load_qa_set
-from core.render import PageRenderer, PdfLayout, RenderedPage
 from core.retrieve import Hit, Retriever, join_chunks
 
 MAX_QUESTION_CHARS = 4000
 MIN_DRAFTER_BUDGET = 256  # at least one retrieval unit, even for a short document
-
-__all__ = [  # re-exported by core.api: app/ may import only core.api (and events, config, errors)
-    "DocumentInfo", "Engine", "Hit", "PageRenderer", "PdfLayout", "RenderedPage", "SpeedReport",
-    "context_sweep_to_json", "default_library_dir", "format_context_table", "format_quality",
-    "format_table", "load_qa_set", "mode_variants", "pick", "quality_to_json", "report_to_json",
-    "run_context_sweep", "run_quality_bench", "run_speed_bench", "sweep_variants",
-]  # fmt: skip
 
 
 @dataclass
