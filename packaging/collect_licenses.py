@@ -72,16 +72,18 @@ def licence_name(dist: metadata.Distribution) -> str:
     return "; ".join(found) or (text.splitlines()[0][:80] if text else "")
 
 
-def licence_files(dist: metadata.Distribution) -> list[Path]:
-    """The licence files a distribution installed (in its dist-info or its package)."""
+def licence_files(dist: metadata.Distribution) -> list[tuple[Path, Path]]:
+    """The licence files a distribution installed (in its dist-info or its package):
+    (where to copy it, relative to the distribution's folder in licenses/; the file)."""
     found = []
     for entry in dist.files or []:
-        name = Path(str(entry)).name.upper()
+        relative = Path(str(entry))
+        name = relative.name.upper()
         if any(word in name for word in LICENCE_FILE_WORDS) and not name.endswith((".PY", ".PYC")):
             path = Path(str(dist.locate_file(entry)))
-            if path.is_file():
-                found.append((Path(str(entry)), path))
-    return [path for _entry, path in sorted(found)]
+            if path.is_file():  # an entry outside site-packages ("../") is copied flat
+                found.append((Path(relative.name) if ".." in relative.parts else relative, path))
+    return sorted(found)
 
 
 def bundled_distributions(names: set[str]) -> list[metadata.Distribution]:
@@ -102,17 +104,12 @@ def copy_distribution(dist: metadata.Distribution, out: Path) -> tuple[str, list
     files = licence_files(dist)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    root = Path(str(dist.locate_file("")))
-    for path in files:
-        try:
-            relative = path.relative_to(root)
-        except ValueError:
-            relative = Path(path.name)
+    for relative, path in files:
         target = out / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
         written.append(str(relative))
-    if all(path.stat().st_size < POINTER_BYTES for path in files):
+    if all(path.stat().st_size < POINTER_BYTES for _relative, path in files):
         lowered = name.lower()
         for key, texts in KNOWN_TEXTS:
             if key in lowered:
