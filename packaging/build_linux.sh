@@ -35,23 +35,13 @@ fi
 # finds every linked library's package on this machine, so they must be installed),
 # and for the smoke test Xvfb and desktop-file-validate.
 build_debs=(libwayland-client0 libwayland-cursor0 libwayland-egl1 xvfb desktop-file-utils)
+source scripts/debs.sh
 if command -v dpkg-query >/dev/null; then
-    missing=()
-    for deb in "${build_debs[@]}"; do
-        dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q 'install ok installed' ||
-            missing+=("$deb")
-    done
+    mapfile -t missing < <(missing_debs "${build_debs[@]}")
     if ((${#missing[@]})); then
-        if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-            say "installing Debian packages: ${missing[*]}"
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-                "${missing[@]}" >/dev/null ||
-                { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-                    --no-install-recommends "${missing[@]}" >/dev/null; } ||
-                fail "could not install ${missing[*]}"
-        else
-            fail "install these Debian packages first: sudo apt-get install ${missing[*]}"
-        fi
+        can_apt || fail "install these Debian packages first: sudo apt-get install ${missing[*]}"
+        say "installing Debian packages: ${missing[*]}"
+        apt_install "${missing[@]}" || fail "could not install ${missing[*]}"
     fi
 fi
 

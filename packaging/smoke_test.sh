@@ -49,11 +49,8 @@ if command -v desktop-file-validate >/dev/null; then
         fail "the desktop entry does not validate"
 fi
 depends=$(dpkg-deb -f "$deb" Depends)
-unmet=()
-for package in ${depends//,/ }; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' ||
-        unmet+=("$package")
-done
+source scripts/debs.sh
+mapfile -t unmet < <(missing_debs ${depends//,/ })
 ((${#unmet[@]} == 0)) || fail "Depends not installed here: ${unmet[*]} (apt-get install them first)"
 say "layout ok; Depends: $depends"
 

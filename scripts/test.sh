@@ -21,22 +21,12 @@ say() { printf 'test: %s\n' "$*"; }
 # Debian packages for the tests (optional).
 debs=(r-doc-pdf gnuplot-doc texlive-latex-base-doc texlive-latex-recommended-doc tesseract-ocr
     tesseract-ocr-eng xvfb)
-missing=()
-if command -v dpkg-query >/dev/null 2>&1; then
-    for deb in "${debs[@]}"; do
-        if ! dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q 'install ok installed'; then
-            missing+=("$deb")
-        fi
-    done
-else
-    missing=("${debs[@]}")
-fi
+source scripts/debs.sh
+mapfile -t missing < <(missing_debs "${debs[@]}")
 if ((${#missing[@]})); then
-    if [[ "${RAPIDQA_NO_APT:-0}" != 1 && "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    if can_apt; then
         say "installing Debian packages: ${missing[*]}"
-        if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-                "${missing[@]}" >/dev/null; }; then
+        if ! apt_install "${missing[@]}"; then
             say "note: could not install ${missing[*]}; tests that need them will be skipped"
         fi
     else
