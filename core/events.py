@@ -53,6 +53,38 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class LoadProgress:
+    """Progress of preparing or loading a model: `stage` is "checking" (hashing a
+    GGUF), "preparing" (joining an offline model's parts), "reading metadata",
+    "reading the tokenizer", "reading the tensor table" (the first-use conversion)
+    or "loading weights"; `done` of `total` in that stage's units (bytes or steps)."""
+
+    name: str
+    stage: str
+    done: int
+    total: int
+    seconds: float  # since this stage began
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at this stage's pace so far (None before it can tell)."""
+        if self.done <= 0 or self.seconds < 0.5:
+            return None
+        return self.seconds * (self.total - self.done) / self.done
+
+    def describe(self) -> str:
+        """One line for a status bar or a terminal."""
+        first_use = " (first use only)" if self.stage not in ("loading weights",) else ""
+        eta = self.eta_s
+        left = f", {eta:.0f} s left" if eta is not None and self.done < self.total else ""
+        return f"{self.name}: {self.stage}{first_use} {100 * self.fraction:.0f}%{left}"
+
+
+@dataclass(frozen=True)
 class ModelLoaded:
     """A model is ready."""
 
@@ -229,6 +261,7 @@ class Finished:
 
 Event = (
     Status
+    | LoadProgress
     | IngestProgress
     | Notice
     | ModelLoaded

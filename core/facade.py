@@ -7,12 +7,13 @@ document-prefix KV store. It is not thread-safe: one worker thread drives it; on
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 
@@ -30,6 +31,7 @@ from core.events import (
     DocumentRead,
     Event,
     Finished,
+    LoadProgress,
     ModelLoaded,
     Notice,
     PrefillProgress,
@@ -40,7 +42,16 @@ from core.gc_quiet import quiet
 from core.index import Chunking, DocumentInfo, Library, default_library_dir, tokenizer_id
 from core.ingest import Document
 from core.kvstore import KVStore, prefix_key
-from core.models import LoadedModel, cache_dir, counting_tokenizer, load_pair, load_tokenizer
+from core.models import (
+    LoadedModel,
+    ProgressFn,
+    StatusFn,
+    cache_dir,
+    counting_tokenizer,
+    cpu_has_bf16,
+    load_pair,
+    load_tokenizer,
+)
 from core.prompts import (
     DOCUMENT_HEADER_TOKENS,
     Prompt,
@@ -98,13 +109,13 @@ class Engine:
     # ------------------------------------------------------------------ models
     @quiet
     def load_models(self) -> Iterator[Event]:
-        """Load target and drafter once (idempotent)."""
+        """Load target and drafter once (idempotent), with progress as it happens."""
         if self.target is not None:
             return
-        messages: list[str] = []
-        t0 = time.perf_counter()
-        target, drafter = load_pair(self.models_cfg, messages.append)
-        yield from (Status(m) for m in messages)
+        cfg = self.models_cfg
+        target, drafter = yield from _streamed(
+            lambda status, progress: load_pair(cfg, status, progress)
+        )
         self.target, self.drafter = target, drafter
         shared = drafter is target
         for role, m in (("target", target), ("drafter", drafter)):
@@ -114,7 +125,6 @@ class Engine:
                 m.load_seconds if not (shared and role == "drafter") else 0.0,
                 shared_with_target=shared and role == "drafter",
             )  # fmt: skip
-        del t0
 
     def _factory(self, m: LoadedModel) -> SequenceFactory:
         key = id(m.model)
@@ -173,15 +183,18 @@ class Engine:
         """The `k` best passages of the library for `query` (no LLM involved)."""
         return self.retriever.search(query, k, doc_ids)
 
-    def _chunking(self) -> tuple[Chunking, Any]:
+    def _chunking(self) -> Generator[Event, None, tuple[Chunking, Any]]:
         """The chunking settings and the target's counting tokenizer (no weights
-        are loaded when the models are not)."""
+        are loaded when the models are not; a first use converts the model's GGUF,
+        with progress events)."""
         if self._chunking_cache is None:
-            tok = (
-                self.target.tokenizer
-                if self.target is not None
-                else load_tokenizer(self.models_cfg.target)
-            )
+            spec = self.models_cfg.target
+            if self.target is not None:
+                tok = self.target.tokenizer
+            else:
+                tok = yield from _streamed(
+                    lambda status, progress: load_tokenizer(spec, status, progress)
+                )
             counter = counting_tokenizer(tok)
             cfg = self.index_cfg
             chunking = Chunking(
@@ -196,7 +209,7 @@ class Engine:
         """Add a PDF to the library (no-op when its bytes are there); yields progress
         and notes, returns its entry. Cancel with `cancel()`."""
         self._cancel.clear()
-        chunking, counter = self._chunking()
+        chunking, counter = yield from self._chunking()
         info = yield from self.library.adding(
             path, password, chunking=chunking, count_tokens=counter, ocr=ocr,
             cancelled=self._cancel.is_set,
@@ -207,7 +220,7 @@ class Engine:
 
     def reindex(self) -> Iterator[Event]:
         """Re-cut and re-embed documents cut with other chunking settings."""
-        chunking, counter = self._chunking()
+        chunking, counter = yield from self._chunking()
         if self.library.stale(chunking):
             yield Status("The chunking settings changed: re-indexing the library ...")
             yield from self.library.reindexing(chunking, counter, self._cancel.is_set)
@@ -576,6 +589,46 @@ class Engine:
         )  # fmt: skip
 
 
+_T = TypeVar("_T")
+
+
+def _streamed(work: Callable[[StatusFn, ProgressFn], _T]) -> Generator[Event, None, _T]:
+    """Run `work(on_status, on_progress)` on a helper thread, yielding its messages and
+    progress as events while it runs (a model's first-use conversion takes a minute,
+    and the window shows how far it is); returns its result or raises its error."""
+    events: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
+    result: list[_T] = []
+    failure: list[BaseException] = []
+    stage_start: dict[tuple[str, str], float] = {}
+    last: dict[tuple[str, str], float] = {}
+
+    def progress(name: str, stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        key = (name, stage)
+        start = stage_start.setdefault(key, now)
+        if done < total and now - last.get(key, 0.0) < 0.2:
+            return  # at most five updates a second per stage
+        last[key] = now
+        events.put(LoadProgress(name, stage, done, total, now - start))
+
+    def run() -> None:
+        try:
+            result.append(work(lambda m: events.put(Status(m)), progress))
+        except BaseException as err:  # re-raised on the caller's thread
+            failure.append(err)
+        finally:
+            events.put(None)
+
+    worker = threading.Thread(target=run, name="rapidqa-model-load", daemon=True)
+    worker.start()
+    while (event := events.get()) is not None:
+        yield event
+    worker.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
 def _streamer_timing(stamps: Sequence[tuple[float, int]], new_tokens: int) -> tuple[float, float]:
     """When the first new tokens came, and the decode seconds, from a streamer's
     (time, tokens) pushes: [0] the prompt, [1] the first new token(s) (prefill + one
@@ -624,10 +677,7 @@ def _fast_prefill(setting: bool | None, m: LoadedModel) -> bool:
         return setting and m.dtype == torch.float32
     if m.device.type != "cpu" or m.dtype != torch.float32:
         return False
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return cpu_has_bf16()
 
 
 def _counter(tok: Any) -> Any:

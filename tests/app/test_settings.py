@@ -10,10 +10,10 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from app.settings import (
-    BUNDLED_LABEL,
     SAME_LABEL,
     Settings,
     SettingsDialog,
+    bundled_label,
     looks_like_path,
 )
 from core.config import DecodeConfig, IndexConfig, ModelConfig
@@ -21,7 +21,7 @@ from core.config import DecodeConfig, IndexConfig, ModelConfig
 pytestmark = pytest.mark.gui
 
 EDITED = Settings(
-    target="HuggingFaceTB/SmolLM2-360M-Instruct", drafter="default", device="cpu", mode="sd",
+    target="HuggingFaceTB/SmolLM2-360M-Instruct", drafter="smollm2-135m", device="cpu", mode="sd",
     eta=12.5, gamma=9, temperature=0.7, max_new_tokens=1000, budget=2048, chunk_tokens=768,
     show_rejected=False,
 )  # fmt: skip
@@ -63,12 +63,28 @@ def test_wrong_types_from_a_native_store(tmp_path: Path) -> None:
     store.setValue("models/target", ["a", "b"])
     loaded = Settings.load(store)
     assert (loaded.gamma, loaded.eta, loaded.max_new_tokens) == (7, 3.0, 256)
-    assert loaded.show_rejected is True and loaded.target == "default"
+    assert loaded.show_rejected is True and loaded.target == "qwen-1.5b"
+
+
+def test_settings_of_version_0_1_are_upgraded(tmp_path: Path) -> None:
+    """RapidQA 0.1 saved "default" for its bundled SmolLM2-135M: its untouched defaults
+    become today's default pair; a SmolLM2 drafter stays SmolLM2."""
+    path = tmp_path / "old.ini"
+    path.write_text("[models]\ntarget=default\ndrafter=same\n")
+    loaded = Settings.load(_store(path))
+    assert (loaded.target, loaded.drafter) == ("qwen-1.5b", "qwen-0.5b") == (
+        Settings().target, Settings().drafter
+    )  # fmt: skip
+    path.write_text("[models]\ntarget=HuggingFaceTB/SmolLM2-360M-Instruct\ndrafter=default\n")
+    loaded = Settings.load(_store(path))
+    assert (loaded.target, loaded.drafter) == (
+        "HuggingFaceTB/SmolLM2-360M-Instruct", "smollm2-135m"
+    )  # fmt: skip
 
 
 def test_engine_configs() -> None:
     assert EDITED.model_config() == ModelConfig(
-        target="HuggingFaceTB/SmolLM2-360M-Instruct", drafter="default", device="cpu"
+        target="HuggingFaceTB/SmolLM2-360M-Instruct", drafter="smollm2-135m", device="cpu"
     )
     assert EDITED.decode_config() == DecodeConfig(
         mode="sd", gamma=9, eta=12.5, temperature=0.7, max_new_tokens=1000, budget=2048
@@ -87,7 +103,7 @@ def test_what_changed() -> None:
     base = Settings()
     assert not base.models_changed(replace(base, mode="sd", chunk_tokens=1024))
     assert base.models_changed(replace(base, device="cuda"))
-    assert base.models_changed(replace(base, drafter="default"))
+    assert base.models_changed(replace(base, drafter="smollm2-135m"))
     assert base.chunking_changed(replace(base, chunk_tokens=1024))
     assert not base.chunking_changed(replace(base, gamma=3))
 
@@ -109,7 +125,7 @@ def dialog(qtbot) -> SettingsDialog:  # type: ignore[no-untyped-def]
 def test_dialog_reflects_settings(dialog: SettingsDialog) -> None:
     assert dialog.settings() == EDITED
     assert dialog.target.combo.currentText() == "HuggingFaceTB/SmolLM2-360M-Instruct"
-    assert dialog.drafter.combo.currentText() == BUNDLED_LABEL
+    assert dialog.drafter.combo.currentText() == bundled_label("smollm2-135m", "drafter")
     assert dialog.device.currentText() == "CPU"
     assert dialog.mode.currentData() == "sd"
     assert not dialog.eta.isEnabled() and dialog.gamma.isEnabled()
@@ -137,7 +153,8 @@ def test_dialog_edits_and_defaults(dialog: SettingsDialog) -> None:
 
     dialog.buttons.button(dialog.buttons.StandardButton.RestoreDefaults).click()
     assert dialog.settings() == Settings()
-    assert dialog.target.combo.currentText() == BUNDLED_LABEL
+    assert dialog.target.combo.currentText() == bundled_label("qwen-1.5b")
+    assert dialog.drafter.combo.currentText() == bundled_label("qwen-0.5b", "drafter")
 
 
 def test_missing_path_disables_ok(dialog: SettingsDialog, tmp_path: Path) -> None:
@@ -165,3 +182,17 @@ def test_summary_round_trip_and_fallback() -> None:
     assert Settings.from_summary(EDITED.summary(), Settings()) == EDITED
     old = {"mode": "sd", "gamma": "99", "eta": "bad", "unknown": 1}  # an older, odd record
     assert Settings.from_summary(old, EDITED) == replace(EDITED, mode="sd")
+
+
+def test_drafter_follows_the_target_until_chosen(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The default drafter shares the default target's vocabulary only: another target
+    turns an automatic drafter into self-speculation, and back; a chosen one stays."""
+    dialog = SettingsDialog(Settings())
+    qtbot.addWidget(dialog)
+    dialog.target.set_value("HuggingFaceTB/SmolLM2-360M-Instruct")
+    assert dialog.settings().drafter == "same"
+    dialog.target.set_value("qwen-1.5b")
+    assert dialog.settings().drafter == "qwen-0.5b"
+    dialog.drafter.set_value("smollm2-135m")
+    dialog.target.set_value("HuggingFaceTB/SmolLM2-360M-Instruct")
+    assert dialog.settings().drafter == "smollm2-135m"

@@ -180,7 +180,7 @@ def test_the_real_engine_on_its_thread(
     loaded.model.save_pretrained(tmp_path / "tiny")
     loaded.tokenizer.save_pretrained(tmp_path / "tiny")
     pdf = make_pdf(["The keeper lit the lamp at dusk every day. " * 30] * 2, name="lamp.pdf")
-    w = EngineWorker(lambda: api.Engine(ModelConfig(target=str(tmp_path / "tiny")),
+    w = EngineWorker(lambda: api.Engine(ModelConfig(target=str(tmp_path / "tiny"), drafter="same"),
                                         IndexConfig(library=tmp_path / "lib")))  # fmt: skip
     events: list[Any] = []
     w.engine_event.connect(lambda job, ev: events.append(ev))

@@ -45,7 +45,7 @@ def _write(root: str, phase_log: str, pdfs: list[str], seed: int) -> None:
     def phase(name: str) -> None:
         os.write(log, f"{name}\n".encode())
 
-    tokenizer = counting_tokenizer(load_tokenizer("default"))
+    tokenizer = counting_tokenizer(load_tokenizer("smollm2-135m"))
     chunking = Chunking(tokenizer_id(tokenizer), 512, 64, 200)
     lib = Library(root)
     query = lib.embedder.encode(["how are data files imported"])[0]

@@ -337,7 +337,8 @@ def test_real_bench_on_tiny_model(
     api = pytest.importorskip("core.api")
     from core.config import IndexConfig, ModelConfig
 
-    engine = api.Engine(ModelConfig(target=str(tiny_model_dir), device="cpu"), IndexConfig())
+    models = ModelConfig(target=str(tiny_model_dir), drafter="same", device="cpu")
+    engine = api.Engine(models, IndexConfig())
     start = time.perf_counter()
     report = run_speed_bench(
         engine,

@@ -190,7 +190,8 @@ def test_real_sweep_on_tiny_model(
 
     library = tmp_path / "library"
     engine = api.Engine(
-        ModelConfig(target=str(tiny_model_dir), device="cpu"), IndexConfig(library=library)
+        ModelConfig(target=str(tiny_model_dir), drafter="same", device="cpu"),
+        IndexConfig(library=library),
     )
     keep = drain(engine.add(book))  # already in the library: must stay there
     work = tmp_path / "work"

@@ -40,6 +40,11 @@ PARAGRAPHS = [
 QUESTION = "Who kept the gauge log?"
 
 
+def _tiny(folder: Path) -> ModelConfig:
+    """The tiny test model as its own drafter (self-speculation)."""
+    return ModelConfig(target=str(folder), drafter="same")
+
+
 @pytest.fixture(scope="module")
 def pdf(make_pdf: Callable[..., Path]) -> Path:
     pages = ["\n\n".join(PARAGRAPHS[i % 4] for i in range(p, p + 6)) for p in range(6)]
@@ -64,7 +69,7 @@ def _cached(events: list[Event]) -> int:
 
 
 def test_sd_equals_target_through_the_engine(tiny_model_dir: Path, pdf: Path) -> None:
-    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
+    engine = Engine(_tiny(tiny_model_dir))
     base, _ = _ask(engine, pdf, mode="target", max_new_tokens=24)
     for drafter_kv in ("select", "prefill"):
         sd, events = _ask(engine, pdf, mode="sd", max_new_tokens=24, drafter_kv=drafter_kv)
@@ -77,14 +82,14 @@ def test_sd_equals_target_through_the_engine(tiny_model_dir: Path, pdf: Path) ->
 
 
 def test_second_question_reuses_the_document_kv(tiny_model_dir: Path, pdf: Path) -> None:
-    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
+    engine = Engine(_tiny(tiny_model_dir))
     first, ev1 = _ask(engine, pdf, mode="target", max_new_tokens=4)
     second, ev2 = _ask(engine, pdf, mode="target", max_new_tokens=4)
     assert _cached(ev1) == 0
     assert _cached(ev2) > 0
     assert second.answer == first.answer
     # A new engine (the app reopened) finds the prefix on disk.
-    third, ev3 = _ask(Engine(ModelConfig(target=str(tiny_model_dir))), pdf, mode="target",
+    third, ev3 = _ask(Engine(_tiny(tiny_model_dir)), pdf, mode="target",
                       max_new_tokens=4)  # fmt: skip
     assert _cached(ev3) == _cached(ev2)
     assert third.answer == first.answer
@@ -98,7 +103,7 @@ def _drafter_cached(events: list[Event]) -> int:
 def test_other_modes_and_gammas_reuse_both_contexts(tiny_model_dir: Path, pdf: Path) -> None:
     """The quality benchmark asks one question in several modes and settings: the
     target's document KV and the drafter's retrieved-context KV are each read once."""
-    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
+    engine = Engine(_tiny(tiny_model_dir))
     # Adaptive gamma learns step costs across questions: off, so runs compare exactly.
     kw: dict[str, object] = {"max_new_tokens": 12, "drafter_kv": "prefill", "adaptive_gamma": False}
     sd, ev1 = _ask(engine, pdf, mode="sd", gamma=4, **kw)
@@ -108,7 +113,7 @@ def test_other_modes_and_gammas_reuse_both_contexts(tiny_model_dir: Path, pdf: P
     again, ev3 = _ask(engine, pdf, mode="sd", gamma=4, **kw)
     assert _drafter_cached(ev3) > 0
     assert (again.answer, again.drafted, again.accepted) == (sd.answer, sd.drafted, sd.accepted)
-    fresh_engine = Engine(ModelConfig(target=str(tiny_model_dir)))
+    fresh_engine = Engine(_tiny(tiny_model_dir))
     fresh, _ = _ask(fresh_engine, pdf, mode="rapid", gamma=2, **kw)
     assert (fresh.answer, fresh.drafted, fresh.accepted) == (
         rapid.answer,
@@ -120,7 +125,7 @@ def test_other_modes_and_gammas_reuse_both_contexts(tiny_model_dir: Path, pdf: P
 def test_rapid_does_not_copy_the_question(tiny_model_dir: Path, pdf: Path) -> None:
     """Under eta > 0 lookup drafts never come from the question: a random model with a
     strong eta accepts nearly any draft, and answers used to restate the question."""
-    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
+    engine = Engine(_tiny(tiny_model_dir))
     question = "Did quokka marmalade zeppelins visit Ostrava?"
     for drafter_kv in ("select", "prefill"):
         cfg = DecodeConfig(mode="rapid", eta=40.0, max_new_tokens=24, drafter_kv=drafter_kv)
@@ -130,8 +135,8 @@ def test_rapid_does_not_copy_the_question(tiny_model_dir: Path, pdf: Path) -> No
 
 
 def test_cancel_during_decode_then_ask_again(tiny_model_dir: Path, pdf: Path) -> None:
-    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
-    fresh, _ = _ask(Engine(ModelConfig(target=str(tiny_model_dir))), pdf, mode="sd",
+    engine = Engine(_tiny(tiny_model_dir))
+    fresh, _ = _ask(Engine(_tiny(tiny_model_dir)), pdf, mode="sd",
                     max_new_tokens=20)  # fmt: skip
     steps = 0
     fin = None
@@ -148,7 +153,7 @@ def test_cancel_during_decode_then_ask_again(tiny_model_dir: Path, pdf: Path) ->
 
 
 def test_cancel_during_prefill_then_ask_again(tiny_model_dir: Path, pdf: Path) -> None:
-    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
+    engine = Engine(_tiny(tiny_model_dir))
     events = []
     for ev in engine.ask(QUESTION, [pdf], DecodeConfig(mode="target", max_new_tokens=8,
                                                       prefill_chunk=64)):  # fmt: skip
@@ -160,7 +165,7 @@ def test_cancel_during_prefill_then_ask_again(tiny_model_dir: Path, pdf: Path) -
     assert fin.new_tokens == 0
     again, ev2 = _ask(engine, pdf, mode="target", max_new_tokens=8)
     assert _cached(ev2) == 0  # the half-read prefix was not kept
-    fresh, _ = _ask(Engine(ModelConfig(target=str(tiny_model_dir))), pdf, mode="target",
+    fresh, _ = _ask(Engine(_tiny(tiny_model_dir)), pdf, mode="target",
                     max_new_tokens=8)  # fmt: skip
     assert again.answer == fresh.answer
 
@@ -173,7 +178,7 @@ def test_document_longer_than_the_window(tmp_path: Path, tiny_model_dir: Path, p
     config = json.loads((small / "config.json").read_text())
     config["max_position_embeddings"] = 640
     (small / "config.json").write_text(json.dumps(config))
-    engine = Engine(ModelConfig(target=str(small)))
+    engine = Engine(_tiny(small))
     fin, events = _ask(engine, pdf, mode="sd", max_new_tokens=16)
     notices = [e for e in events if isinstance(e, Notice)]
     assert any("window" in n.message for n in notices)
@@ -183,7 +188,7 @@ def test_document_longer_than_the_window(tmp_path: Path, tiny_model_dir: Path, p
 
 
 def test_user_errors(tiny_model_dir: Path, pdf: Path, tmp_path: Path) -> None:
-    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
+    engine = Engine(_tiny(tiny_model_dir))
     with pytest.raises(QuestionError, match="empty"):
         list(engine.ask("   ", [pdf]))
     with pytest.raises(ConfigError, match="gamma"):
@@ -202,7 +207,7 @@ def test_user_errors(tiny_model_dir: Path, pdf: Path, tmp_path: Path) -> None:
 
 
 def test_sampling_is_reproducible_with_a_seed(tiny_model_dir: Path, pdf: Path) -> None:
-    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
+    engine = Engine(_tiny(tiny_model_dir))
     a, _ = _ask(engine, pdf, mode="rapid", temperature=0.8, seed=7, max_new_tokens=16)
     b, _ = _ask(engine, pdf, mode="rapid", temperature=0.8, seed=7, max_new_tokens=16)
     assert a.answer == b.answer
@@ -210,9 +215,9 @@ def test_sampling_is_reproducible_with_a_seed(tiny_model_dir: Path, pdf: Path) -
 
 def test_rapid_greedy_is_reproducible(tiny_model_dir: Path, pdf: Path) -> None:
     # p_hat depends on the drafts, so the draft path must not depend on timings.
-    engine = Engine(ModelConfig(target=str(tiny_model_dir)))
+    engine = Engine(_tiny(tiny_model_dir))
     a, _ = _ask(engine, pdf, mode="rapid", max_new_tokens=24)
-    other = Engine(ModelConfig(target=str(tiny_model_dir)))
+    other = Engine(_tiny(tiny_model_dir))
     b, _ = _ask(other, pdf, mode="rapid", max_new_tokens=24)
     assert a.answer == b.answer
 
@@ -221,7 +226,7 @@ def test_ask_across_the_library_without_a_pdf(
     tmp_path: Path, tiny_model_dir: Path, pdf: Path, make_pdf: Callable[..., Path]
 ) -> None:
     other = make_pdf(["The ferry to Ostrava leaves at nine from pier four."] * 2, name="ferry.pdf")
-    engine = Engine(ModelConfig(target=str(tiny_model_dir)), IndexConfig(library=tmp_path / "lib"))
+    engine = Engine(_tiny(tiny_model_dir), IndexConfig(library=tmp_path / "lib"))
     with pytest.raises(QuestionError, match="is empty"):
         list(engine.ask(QUESTION))
     for path in (pdf, other):

@@ -101,8 +101,8 @@ def test_conversion_in_a_fresh_cache(
     """First use converts (config, tokenizer, tensor table) into a folder named by the
     file's sha256; a crashed conversion's stale temp folder is removed, a fresh one
     (maybe another process at work) is left; the next load only loads weights."""
-    monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path))
     parent = tmp_path / "models"
+    monkeypatch.setenv("RAPIDQA_MODEL_CACHE", str(parent))
     stale, fresh = parent / ".tmp-gguf-v1-crashed", parent / ".tmp-gguf-v1-running"
     for leftover in (stale, fresh):
         leftover.mkdir(parents=True)
@@ -136,7 +136,7 @@ def _nothing_written(cache: Path) -> bool:
 
 
 def test_not_a_gguf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RAPIDQA_MODEL_CACHE", str(tmp_path / "cache" / "models"))
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(os.urandom(4096))
     with pytest.raises(ModelError, match=r"not a readable GGUF|cannot run"):
@@ -148,7 +148,7 @@ def test_truncated_gguf(
     smollm2_gguf: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A partial download: the header is there, the weights are cut off."""
-    monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RAPIDQA_MODEL_CACHE", str(tmp_path / "cache" / "models"))
     cut = tmp_path / "partial.gguf"
     with smollm2_gguf.open("rb") as f:
         cut.write_bytes(f.read(smollm2_gguf.stat().st_size // 2))
@@ -160,7 +160,7 @@ def test_truncated_gguf(
 
 def test_gguf_of_another_architecture(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A valid GGUF of an architecture RapidQA cannot run (here a made-up one)."""
-    monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RAPIDQA_MODEL_CACHE", str(tmp_path / "cache" / "models"))
     path = tmp_path / "other.gguf"
     writer = gguf.GGUFWriter(str(path), "rwkv-nonesuch")
     writer.add_block_count(1)

@@ -214,7 +214,7 @@ def test_sigkill_during_ingest_leaves_a_consistent_library(
 
         # Still writable: no stale lock, and an add and a remove go through.
         extra = make_pdf(_pages(rng, 2), name="extra.pdf")
-        tokenizer = counting_tokenizer(load_tokenizer("default"))
+        tokenizer = counting_tokenizer(load_tokenizer("smollm2-135m"))
         chunking = Chunking(tokenizer_id(tokenizer), 512, 64, 200)
         with Library(root) as lib:
             try:
