@@ -48,7 +48,7 @@ ETA_RANGE = (0.0, 50.0)
 GAMMA_RANGE = (1, 16)
 TEMPERATURE_RANGE = (0.0, 2.0)
 MAX_NEW_TOKENS_RANGE = (1, 4096)
-BUDGET_RANGE = (0, 262_144)  # 0 = automatic (DESIGN.md's default budget)
+BUDGET_RANGE = (0, 262_144)  # 0 = automatic (docs/architecture.md, "The retrieval budget")
 CHUNK_RANGE = (128, 2048)
 CHUNK_STEP = 64
 

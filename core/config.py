@@ -84,7 +84,7 @@ MAX_GAMMA = 64  # most draft tokens per round a DecodeConfig may ask for
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    """One question's decoding parameters (DESIGN.md, 'The algorithm')."""
+    """One question's decoding parameters (docs/architecture.md, "The algorithm")."""
 
     mode: Mode = "rapid"
     gamma: int = 6  # most draft tokens per round (1 .. MAX_GAMMA)
@@ -94,12 +94,12 @@ class DecodeConfig:
     temperature: float = 0.0  # 0 = greedy
     seed: int = 0
     max_new_tokens: int = 256
-    budget: int | None = None  # drafter retrieval budget in tokens; None = DESIGN default
+    budget: int | None = None  # drafter retrieval budget in tokens; None = the default rule
     lookup: bool = True  # n-gram lookup drafts from the retrieved text and the document
     prefill_chunk: int = 512  # tokens per prefill forward (progress + cancel granularity)
     # Self-speculation: "select" = the drafter reads the retrieved passages' rows of the
     # target's prefilled KV cache (no drafter prefill); "prefill" = it prefills its own
-    # prompt of the passages (DESIGN.md step 1; always used for a different drafter).
+    # prompt of the passages (docs/architecture.md, step 1; always used for a different drafter).
     drafter_kv: Literal["select", "prefill"] = "select"
 
     @property
@@ -114,5 +114,5 @@ class DecodeConfig:
 
 
 def default_budget(document_tokens: int) -> int:
-    """DESIGN.md's drafter retrieval budget: max(L/24, min(4096, L/4)) tokens."""
+    """The drafter's retrieval budget (docs/architecture.md): max(L/24, min(4096, L/4)) tokens."""
     return max(document_tokens // 24, min(4096, document_tokens // 4))

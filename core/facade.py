@@ -293,9 +293,9 @@ class Engine:
                 f"The target's window ({target.context_window} tokens) leaves no room for the "
                 f"document with {cfg.max_new_tokens} new tokens. Lower --max-new-tokens."
             )
-        # L in DESIGN's budget is the context the target reads: the whole document, or
-        # what of it fits the window. A drafter reading as much as the target would cost
-        # as much per step.
+        # L in the budget rule (docs/architecture.md, "The retrieval budget") is the context
+        # the target reads: the whole document, or what of it fits the window. A drafter
+        # reading as much as the target would cost as much per step.
         target_reads = min(doc_tokens, target_room)
         budget = cfg.budget or max(default_budget(target_reads), MIN_DRAFTER_BUDGET)
         if cfg.mode == "rag":

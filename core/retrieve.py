@@ -7,8 +7,9 @@ over the same units, fused with the dense ranking by reciprocal rank (RRF, k=60)
 
 `select` fills a token budget greedily with the best chunks (the best unit alone
 when a whole chunk no longer fits), then hands the passages back in document
-order, overlapping or neighbouring ones merged (DESIGN.md, step 1). Every passage
-carries its pages, printed page labels and line rectangles for citations.
+order, overlapping or neighbouring ones merged (docs/architecture.md, "The algorithm",
+step 1). Every passage carries its pages, printed page labels and line rectangles for
+citations.
 """
 
 from __future__ import annotations

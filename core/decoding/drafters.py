@@ -26,7 +26,7 @@ class LookupDrafter:
     answer so far as well. Leave that off when eta > 0: a one-hot draft gets up to +eta
     logits, and drafts copied from the answer's own past turn that boost into repetition
     loops. A lookup draft was not sampled from a distribution, so its q is one-hot
-    (DESIGN.md step 2).
+    (docs/architecture.md, step 2).
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""The RAPID decoding loop (DESIGN.md steps 2-8): draft, verify, accept, crop, repeat.
+"""The RAPID decoding loop (docs/architecture.md, steps 2-8): draft, verify, accept, crop, repeat.
 
 One function serves every mode: with no draft source each round drafts nothing and
 the target emits one token (the autoregressive baseline, `target` and `rag` modes);

@@ -1,4 +1,4 @@
-"""Distributions of RAPID (DESIGN.md steps 4-6), as small functions on tensors.
+"""Distributions of RAPID (docs/architecture.md, steps 4-6), as small functions on tensors.
 
 Names: `p_target` = softmax(z / T) of the target, `p_draft` = the drafter's q,
 `p_hat` = the retrieval-augmented target distribution of paper Eq. 6. All tensors

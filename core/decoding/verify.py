@@ -1,4 +1,4 @@
-"""Verification of one round's draft against the target's logits (DESIGN.md steps 4-7)."""
+"""Verification of one round's draft against the target's logits (architecture.md, steps 4-7)."""
 
 from __future__ import annotations
 

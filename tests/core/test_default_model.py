@@ -19,7 +19,9 @@ from core.prompts import build_prompt
 
 SAMPLE = Path(__file__).parents[2] / "resources" / "sample" / "harrow-point-handbook.pdf"
 QUESTION = "What does the keeper do when fog comes in?"
-NEAR_TIE = 1e-3  # DESIGN.md: ~1e-4; a little margin for the fused kernels' rounding
+# docs/architecture.md, "Properties the tests pin": ~1e-4; a little margin for the fused
+# kernels' rounding
+NEAR_TIE = 1e-3
 
 pytestmark = pytest.mark.slow
 

@@ -72,7 +72,7 @@ def test_smollm2_size() -> None:
         }
     )
     assert smol.params_total == 134_515_008  # SmolLM2-135M
-    # DESIGN.md: K+V of a 7,000-token context in fp32 is 322 MB
+    # docs/architecture.md, "Speed": K+V of a 7,000-token context in fp32 is 322 MB
     cost = rl.step_cost(smol, 4, 7000, 1)
     assert cost.kv_read_bytes == pytest.approx(322.56e6)
 

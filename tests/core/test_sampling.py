@@ -1,4 +1,4 @@
-"""Statistical tests of verification on hand-built distributions (DESIGN.md 4-7).
+"""Statistical tests of verification on hand-built distributions (architecture.md 4-7).
 
 The emitted token must follow p (eta = 0) or p_hat (eta > 0). A residual copied from
 the paper (max(p - p_hat, p - q, 0)) or a bonus token drawn from p instead of p_hat
