@@ -67,7 +67,7 @@ def _interleaved(fns: list[Callable[[], None]], repeat: int) -> list[float]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--model", default="default")
+    ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--quick", action="store_true", help="contexts 1K and 4K, 3 repeats")
     ap.add_argument("--repeat", type=int, default=None, help="timed runs per row (default 5)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")

@@ -29,7 +29,7 @@ def _median_time(fn, repeat: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="default")
+    ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--context", type=int, default=7000)
     ap.add_argument("--drafter-context", type=int, default=1750)
     ap.add_argument("--repeat", type=int, default=9)

