@@ -674,9 +674,11 @@ class Console:
             total = max(event.total_tokens, 1)
             pct = 100 * event.done_tokens / total
             cached = f", {event.cached_tokens} cached" if event.cached_tokens else ""
+            eta = event.eta_s
+            left = f", {_duration(eta)} left" if eta is not None else ""
             self._progress(
                 f"prefill {event.role}: {pct:3.0f}% ({event.done_tokens}/"
-                f"{event.total_tokens} tokens{cached}, {event.seconds:.1f} s)",
+                f"{event.total_tokens} tokens{cached}, {event.seconds:.1f} s{left})",
                 done=event.done_tokens >= event.total_tokens,
             )
         elif isinstance(event, LoadProgress):

@@ -53,9 +53,11 @@ class AnswerRoutes:
         if event.cached_tokens and event.done_tokens <= event.cached_tokens:
             text = f"Reading {who}: {event.cached_tokens:,} tokens from the cache"
         else:
+            eta = event.eta_s
+            left = f" · about {eta:.0f} s left" if eta is not None else ""
             text = (
                 f"Reading {who}: {event.done_tokens:,} of {event.total_tokens:,} tokens"
-                f" · {event.seconds:.0f} s · Esc cancels"
+                f" · {event.seconds:.0f} s{left} · Esc cancels"
             )
         fraction = event.done_tokens / event.total_tokens if event.total_tokens else 1.0
         self.ask.show_progress(text, fraction)

@@ -139,6 +139,16 @@ class PrefillProgress:
     seconds: float
     cached_tokens: int = 0
 
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the pace of the tokens read so far (None before a second
+        has passed). A slight underestimate on long documents: each chunk attends to
+        all the chunks before it."""
+        read = self.done_tokens - self.cached_tokens
+        if read <= 0 or self.seconds < 1.0 or self.done_tokens >= self.total_tokens:
+            return None
+        return self.seconds * (self.total_tokens - self.done_tokens) / read
+
 
 @dataclass(frozen=True)
 class ChunkRef:

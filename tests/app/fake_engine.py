@@ -20,6 +20,7 @@ from core.events import (
     DraftStep,
     Finished,
     IngestProgress,
+    LoadProgress,
     ModelLoaded,
     PrefillProgress,
     Retrieved,
@@ -77,6 +78,9 @@ class FakeEngine:
     def load_models(self) -> Iterator[Any]:
         time.sleep(self.script.load_delay_s)
         yield Status("Loading fake models")
+        for done in (1, 2):  # a first use's conversion, then the weights
+            yield LoadProgress("fake-target", "reading the tokenizer", done, 2, 0.1 * done)
+            time.sleep(self.script.load_delay_s)
         yield ModelLoaded("target", "fake-target", "cpu", "float32", 1000, 8192, 0.1)
         yield ModelLoaded("drafter", "fake-target", "cpu", "float32", 1000, 8192, 0.0, True)
 

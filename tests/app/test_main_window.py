@@ -57,6 +57,22 @@ def test_first_start_adds_the_sample_and_fills_in_a_question(
     assert "Target: fake-target" in win.model_label.text()
 
 
+@pytest.mark.parametrize("script", [Script(load_delay_s=0.3)])
+def test_model_load_progress_is_shown(
+    qtbot: Any, window: tuple[MainWindow, FakeEngine], script: Script
+) -> None:
+    """A first use's conversion takes a minute: the status bar says which model, which
+    stage and how far; the progress bar fills, and goes once the models are there."""
+    win, _ = window
+    qtbot.waitUntil(lambda: "reading the tokenizer" in win.statusBar().currentMessage())
+    assert "fake-target: reading the tokenizer (first use only)" in win.statusBar().currentMessage()
+    assert win.loading.isVisible() and win.loading.maximum() == 1000
+    assert win.loading.value() in (500, 1000)
+    assert win.model_label.text() == "Loading fake-target…"
+    _wait_idle(qtbot, win)
+    assert not win.loading.isVisible() and "Target: fake-target" in win.model_label.text()
+
+
 def test_an_answer_streams_into_the_views_and_is_kept(
     qtbot: Any, window: tuple[MainWindow, FakeEngine], script: Script
 ) -> None:
