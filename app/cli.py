@@ -184,6 +184,13 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     group.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        default="auto",
+        help="weights and KV cache (default auto: bf16 on a GPU; on a CPU bf16 for GGUF "
+        "models where the CPU has native bf16, else float32)",
+    )
+    group.add_argument(
         "--exact-prefill",
         action="store_true",
         help="read documents in the model's own precision (by default an fp32 model reads "
@@ -471,6 +478,7 @@ def _engine_for(args: argparse.Namespace) -> Any:
         target=target,
         drafter=getattr(args, "drafter", None) or default_drafter(target),
         device=getattr(args, "device", ModelConfig().device),
+        dtype=getattr(args, "dtype", ModelConfig().dtype),
         fast_prefill=False if getattr(args, "exact_prefill", False) else None,
     )
     index = IndexConfig(

@@ -348,6 +348,28 @@ def test_keyboard_interrupt_cancels_and_exits_130(
     assert "cancelled" in err and "Traceback" not in err
 
 
+def test_default_models_and_the_drafter_that_follows_the_target(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, pdf: Path
+) -> None:
+    """No --target: the default pair. Another target without --drafter: self-speculation
+    (the default drafter shares only the default target's vocabulary)."""
+    made: list[ModelConfig] = []
+
+    def make(models: ModelConfig, index: IndexConfig) -> FakeEngine:
+        made.append(models)
+        return FakeEngine()
+
+    monkeypatch.setattr(cli, "make_engine", make)
+    for extra in ([], ["--target", "Qwen-1.5B"], ["--target", "some/model"],
+                  ["--target", "some/model", "--drafter", "qwen-0.5b"]):  # fmt: skip
+        assert cli.main(["ask", str(pdf), "-q", "Why?", *extra]) == 0
+    assert [(m.target, m.drafter) for m in made] == [
+        ("qwen-1.5b", "qwen-0.5b"), ("Qwen-1.5B", "qwen-0.5b"), ("some/model", "same"),
+        ("some/model", "qwen-0.5b"),
+    ]  # fmt: skip
+    capsys.readouterr()
+
+
 # --- output -------------------------------------------------------------------------------
 
 
@@ -365,13 +387,15 @@ def test_ask_passes_settings_to_the_engine(
     argv = ["ask", str(pdf), "-q", "  Why?  ", "--mode", "sd", "--gamma", "3", "--eta", "7"]
     argv += ["--temperature", "0.5", "--seed", "4", "--budget", "300", "--max-new-tokens", "9"]
     argv += ["--target", "some/model", "--drafter", "other/model", "--device", "cpu"]
-    argv += ["--password", "pw"]
+    argv += ["--dtype", "float32", "--password", "pw"]
     assert cli.main(argv) == 0
     question, documents, decode, password = engine.asked[0]
     assert question == "Why?" and documents == (pdf,) and password == "pw"
     assert (decode.mode, decode.gamma, decode.eta, decode.temperature) == ("sd", 3, 7.0, 0.5)
     assert (decode.seed, decode.budget, decode.max_new_tokens) == (4, 300, 9)
-    assert made == [ModelConfig(target="some/model", drafter="other/model", device="cpu")]
+    assert made == [
+        ModelConfig(target="some/model", drafter="other/model", device="cpu", dtype="float32")
+    ]
     capsys.readouterr()
 
 
