@@ -24,6 +24,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -237,20 +238,28 @@ def load(folder: Path, gguf: Path, dtype: torch.dtype, on_progress: ProgressFn =
     mapping: dict[str, str] = table["names"]  # GGUF name -> model parameter
     processor = _processor(table["architecture"], table["gguf_config"])
     params = dict(model.named_parameters())
-    total = sum(nbytes for *_, nbytes in table["tensors"])
+    wanted = [entry for entry in table["tensors"] if entry[0] in mapping]  # not e.g. rope tables
+    total = sum(entry[4] for entry in wanted)
     done = 0
-    from gguf import GGMLQuantizationType
 
-    with gguf.open("rb") as f:
-        for name, qtype, shape, offset, nbytes in table["tensors"]:
-            done += nbytes
-            if name not in mapping:  # e.g. rope frequency tables the model computes
-                continue
+    def read(entry: list[Any]) -> torch.Tensor:
+        """One tensor's bytes from the file, dequantized (on a pool thread)."""
+        from gguf import GGMLQuantizationType
+
+        name, qtype, shape, offset, nbytes = entry
+        torch.set_num_threads(1)  # this thread's ops; tensors run side by side instead
+        with gguf.open("rb") as f:
             f.seek(offset)
             raw = np.frombuffer(f.read(nbytes), dtype=np.uint8)
-            if raw.size != nbytes:
-                raise ModelError(f"{gguf} is truncated (tensor {name}); reinstall it.")
-            value = dequantize_tensor(raw, GGMLQuantizationType(qtype), tuple(shape), dtype)
+        if raw.size != nbytes:
+            raise ModelError(f"{gguf} is truncated (tensor {name}); reinstall it.")
+        return dequantize_tensor(raw, GGMLQuantizationType(qtype), tuple(shape), dtype)
+
+    # One tensor per core at a time: ~25% faster than each op on all cores (cache-sized
+    # chunks stay in each core's cache); measured on the 2-core build machine.
+    with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
+        for entry, value in zip(wanted, pool.map(read, wanted), strict=True):
+            name = entry[0]
             # transformers' per-architecture fix-ups (e.g. Llama's Q/K row order); they
             # use array methods that torch tensors share
             result = processor.process(
@@ -258,6 +267,7 @@ def load(folder: Path, gguf: Path, dtype: torch.dtype, on_progress: ProgressFn =
                 parsed_parameters={"config": table["gguf_config"]},
             )  # fmt: skip
             _assign(model, mapping[result.name], torch.as_tensor(result.weights), params)
+            done += entry[4]
             _report(on_progress, "loading weights", done, total)
     if getattr(config, "tie_word_embeddings", False):
         model.tie_weights()
