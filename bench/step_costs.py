@@ -1,7 +1,8 @@
 """Step costs of the decoding kernels: target step and k-token verify at a long context,
 drafter step at a short one; ratios against the target's one-token step.
 
-    .venv/bin/python bench/step_costs.py [--context 7000] [--drafter-context 1750]
+    .venv/bin/python bench/step_costs.py [--model NAME] [--dtype auto|float32|bfloat16]
+        [--context 7000] [--drafter-context 1750]
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ def _median_time(fn, repeat: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
     ap.add_argument("--context", type=int, default=7000)
     ap.add_argument("--drafter-context", type=int, default=1750)
     ap.add_argument("--repeat", type=int, default=9)
     args = ap.parse_args()
-    m = load_model(args.model)
+    m = load_model(args.model, device="cpu", dtype=args.dtype)
     f = SequenceFactory(m.model)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(100, 40000, (args.context + 16,), generator=g)
@@ -80,7 +82,10 @@ def main() -> None:
             _median_time(dstep(head), args.repeat),
         )
     )
-    print(f"threads={torch.get_num_threads()}  target 1-token step = {base_t * 1e3:.1f} ms")
+    print(
+        f"{m.name} {str(m.dtype).removeprefix('torch.')}  threads={torch.get_num_threads()}  "
+        f"target 1-token step = {base_t * 1e3:.1f} ms"
+    )
     print(f"{'what':48s} {'ms':>8s} {'ratio':>7s}")
     for name, t in rows:
         print(f"{name:48s} {t * 1e3:8.1f} {t / base_t:7.2f}")
