@@ -11,8 +11,8 @@ for Qwen2.5-Coder-1.5B). Here the work is split:
   place last. The key is the file's sha256, not its name or path.
 - **Load** (`load`): the model is built with empty weights, then each tensor's bytes
   are read from the GGUF, dequantized by torch (`core.gguf_quants`) straight into the
-  model's dtype and assigned: peak memory is the model plus one tensor, and nothing of
-  the GGUF is copied or expanded on disk.
+  model's dtype and assigned, a tensor per core at a time: peak memory is the model
+  plus those tensors, and nothing of the GGUF is copied or expanded on disk.
 
 `file_sha256` remembers each file's hash by (path, size, mtime), so a second load does
 not read a gigabyte again just to find its cache folder.

@@ -1,4 +1,5 @@
-"""The default model on the bundled 7K-token sample: lossless `sd` and a working `rapid`.
+"""SmolLM2-135M (the tiny offline model, fp32) on the bundled 7K-token sample: lossless `sd`
+and a working `rapid` against HF `generate`.
 
 The drafter reads ~1.7K tokens of retrieved passages while the target reads the whole
 document, so drafts are rejected and caches are cropped for real.
