@@ -31,6 +31,7 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # as a plain new file (mkstemp makes it private)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -54,6 +55,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{final.name}-", dir=final.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o755)  # as a plain new folder (mkdtemp makes it private)
         try:
             os.replace(tmp, final)
         except OSError:

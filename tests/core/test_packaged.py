@@ -69,6 +69,7 @@ def test_parts_are_joined_checked_and_reused(
     assert path.name == f"fake-{fake.sha256[:16]}.gguf"  # named by content
     assert seen[-1] == ("preparing", len(source), len(source))
     assert [p.name for p in cache.iterdir()] == [path.name]  # no temp file left
+    assert path.stat().st_mode & 0o777 == 0o644  # readable as any installed file
     _part(tmp_path, 2).unlink()  # the joined file is used from now on
     assert offline_gguf(fake, cache) == path
 
