@@ -1,6 +1,7 @@
 """RAPID on a GPU at the physical limit: the roofline step costs of real model sizes
 (bench/rl.py, nominal datasheet bandwidth and FLOP/s) combined with an acceptance
-measured here. No GPU and no weights needed; a measured run is bench/gpu_speed.py.
+measured here. No GPU and no weights needed; measured runs: bench/gpu_projection.py
+(kernels through transformers) and bench/gpu_speed.py (the engine).
 
     .venv/bin/python bench/roofline_projection.py [--device h100-sxm|h200]
         [--acceptance bench/results/quality.json | --accept-rate P] [--max-gamma 8]
@@ -25,7 +26,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import gpu_speed  # the configs of the real models (bench/ is on sys.path)
+import gpu_projection as gpu_speed  # the configs of the real models (bench/ is on sys.path)
 import roofline as rl
 
 HERE = Path(__file__).resolve().parent

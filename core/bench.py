@@ -25,7 +25,7 @@ from typing import Any, Literal, Protocol
 
 from core.config import MODES, DecodeConfig
 from core.errors import ConfigError, QuestionError
-from core.events import Event, Finished, ModelLoaded, Notice
+from core.events import Calibrated, Event, Finished, ModelLoaded, Notice
 
 # transformers `generate` on the target's full prompt, greedy: plain, prompt lookup, and
 # assisted by the drafter model (which also reads the full prompt).
@@ -127,6 +127,11 @@ class SpeedReport:
     decode: DecodeConfig
     runs: tuple[RunRecord, ...]
     summaries: dict[str, ModeSummary]
+    # The target's calibrated one-token steps in `target` runs, and the memory bandwidth
+    # measured in the same run: step / (step_bytes / bandwidth) is the distance from the
+    # physical bound (docs/benchmarks.md, "Compact weights").
+    target_steps: tuple[Calibrated, ...] = ()
+    bandwidth: float = 0.0
 
 
 def bench_modes(modes: Iterable[str]) -> tuple[str, ...]:
@@ -177,6 +182,8 @@ def run_speed_bench(
     for event in engine.load_models():
         if isinstance(event, ModelLoaded):
             loaded[event.role] = event
+    bandwidth = _bandwidth(loaded)
+    steps: list[Calibrated] = []
     if warmup:
         # One short question, in a drafting mode if there is one, so that reading the
         # document and loading the drafter and the embedder happen outside the table.
@@ -211,7 +218,7 @@ def run_speed_bench(
                 events = _mode_events(
                     engine, mode, question, documents, decode_base, max_new_tokens, password
                 )
-                finished = _drain(events, say, loaded)
+                finished = _drain(events, say, loaded, steps if mode == BASELINE_MODE else None)
                 kv_ready = kv_ready or mode in DOCUMENT_KV_MODES
                 runs.append(RunRecord(mode, qi, r, finished, cold=cold, kv_reused=not cold))
                 say(
@@ -230,7 +237,18 @@ def run_speed_bench(
         decode=replace(decode_base, max_new_tokens=max_new_tokens),
         runs=tuple(runs),
         summaries=summarize(runs, order),
+        target_steps=tuple(steps),
+        bandwidth=bandwidth,
     )
+
+
+def _bandwidth(loaded: dict[str, ModelLoaded]) -> float:
+    """Bytes/s of a large copy on the target's device (0 when it has no known device)."""
+    from core.bandwidth import stream_bandwidth  # imports torch; keep this module light
+
+    target = loaded.get("target")
+    device = target.device if target is not None else "cpu"
+    return stream_bandwidth(device) if device.startswith(("cpu", "cuda")) else 0.0
 
 
 def _mode_events(
@@ -253,12 +271,17 @@ def _mode_events(
 
 
 def _drain(
-    events: Iterator[Event], say: Callable[[str], None], loaded: dict[str, ModelLoaded]
+    events: Iterator[Event],
+    say: Callable[[str], None],
+    loaded: dict[str, ModelLoaded],
+    steps: list[Calibrated] | None = None,
 ) -> Finished:
-    """Consume one run's events; return its `Finished`."""
+    """Consume one run's events; return its `Finished` (calibrations go to `steps`)."""
     finished: Finished | None = None
     for event in events:
-        if isinstance(event, Finished):
+        if isinstance(event, Calibrated) and steps is not None:
+            steps.append(event)
+        elif isinstance(event, Finished):
             finished = event
         elif isinstance(event, Notice):
             say(f"{event.level}: {event.message}")
@@ -423,7 +446,26 @@ def format_table(report: SpeedReport) -> str:
         "prefill s = target + drafter; TTFT s = cold time to first token; 2nd-q TTFT ="
         " TTFT with the document KV reused / cold TTFT; =target = same answer as target.",
     ]
+    bound = bound_line(report)
+    if bound:
+        lines += ["", bound]
     return "\n".join(lines)
+
+
+def bound_line(report: SpeedReport) -> str:
+    """The target's decode step against its physical bound, or "" when not measured."""
+    steps = [c for c in report.target_steps if c.step_bytes]
+    if not steps or report.bandwidth <= 0:
+        return ""
+    step = _median([c.step_s for c in steps])
+    read = _median([c.step_bytes for c in steps])
+    context = int(_median([c.context_tokens for c in steps]))
+    bound = read / report.bandwidth
+    return (
+        f"target step at {context:,} tokens: {step * 1e3:.1f} ms; bandwidth bound "
+        f"{bound * 1e3:.1f} ms ({read / 1e9:.2f} GB read per step / {report.bandwidth / 1e9:.1f}"
+        f" GB/s copy bandwidth measured now); step / bound = {step / bound:.2f}"
+    )
 
 
 def _run_json(run: RunRecord) -> dict[str, Any]:
@@ -490,6 +532,12 @@ def report_to_json(report: SpeedReport) -> dict[str, Any]:
             "platform": m.platform,
         },
         "document": report.document,
+        "bandwidth_bytes_per_s": report.bandwidth,
+        "target_steps": [
+            {"context_tokens": c.context_tokens, "step_s": c.step_s, "step_bytes": c.step_bytes}
+            for c in report.target_steps
+        ],
+        "bound": bound_line(report),
         "questions": list(report.questions),
         "repeat": report.repeat,
         "max_new_tokens": report.max_new_tokens,

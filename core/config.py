@@ -27,6 +27,8 @@ OFFLINE_MODEL_NAMES: dict[str, str] = {  # short name -> display name
     DEFAULT_DRAFTER: "Qwen2.5-Coder-0.5B-Instruct",
     TINY_MODEL: "SmolLM2-135M-Instruct",
 }
+# Weight precisions (core/precision.py); fp32/bf16/fp16 are accepted for the dtypes too.
+PRECISIONS = ("auto", "int4", "int8", "bfloat16", "float16", "float32")
 SAME_AS_TARGET = "same"  # drafter = target (self-speculation, shared weights)
 
 
@@ -50,7 +52,9 @@ class ModelConfig:
     target: str = DEFAULT_TARGET
     drafter: str = DEFAULT_DRAFTER
     device: Literal["auto", "cuda", "cpu"] = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # Weight storage and compute dtype (core/precision.py): auto = int4 on a CPU for the
+    # GGUF models, bf16 on a GPU; or int4, int8, bfloat16, float16, float32.
+    precision: str = "auto"
     threads: int | None = None  # CPU threads; None = torch's default (all cores)
     # Read documents (prefill) in bf16 when the model runs in fp32 on a CPU with native
     # bf16 (AMX / AVX512-BF16): ~2x faster; decoding stays fp32. None = auto, False =

@@ -188,10 +188,15 @@ class Retrieved:
 
 @dataclass(frozen=True)
 class Calibrated:
-    """Target's one-token step time at the current context (median of >= 3 steps)."""
+    """Target's one-token step time at the current context (median of >= 3 steps).
+
+    `step_bytes`: what that step reads from memory (weights, as stored, and the KV
+    cache); step_bytes / memory bandwidth is the step's physical lower bound (0: unknown).
+    """
 
     context_tokens: int
     step_s: float
+    step_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ class Engine:
         shared = drafter is target
         for role, m in (("target", target), ("drafter", drafter)):
             yield ModelLoaded(
-                role, m.name, str(m.device), str(m.dtype).removeprefix("torch."),  # type: ignore[arg-type]
+                role, m.name, str(m.device), m.precision,  # type: ignore[arg-type]
                 m.parameters, m.context_window,
                 m.load_seconds if not (shared and role == "drafter") else 0.0,
                 shared_with_target=shared and role == "drafter",
@@ -137,7 +137,7 @@ class Engine:
 
     def _prefill_tag(self, m: LoadedModel) -> str:
         f = self._factory(m)
-        return "" if f.fast is None else str(f.fast.prefill_dtype)
+        return "" if f.fast is None else f"{f.fast.kind}{f.fast.prefill_dtype}"
 
     # ----------------------------------------------------------------- library
     @property
@@ -465,6 +465,14 @@ class Engine:
         device = self._device()
         t0 = time.perf_counter()
         seq.reserve(seq.length + len(ids) + 64)
+        if isinstance(seq, FastSequence) and seq.w.compact and ids:
+            # Compact weights: layer by layer, each layer dequantized once (fastlm.py).
+            for fraction in seq.prefill(torch.tensor(ids, device=device), chunk):
+                if self._cancel.is_set():
+                    return False
+                done = cached + round(len(ids) * fraction)
+                yield PrefillProgress(role, done, total, time.perf_counter() - t0, cached)
+            return True
         for start in range(0, len(ids), chunk):
             if self._cancel.is_set():
                 return False
@@ -539,6 +547,12 @@ class Engine:
         yield from self.load_models()
         target = self.target
         assert target is not None
+        for m in (target, self.drafter if kind == "hf-assisted" else None):
+            if m is not None and m.weights != "dense":
+                raise ConfigError(
+                    f"transformers' generate runs dense weights, and {m.name} is loaded with "
+                    f"{m.weights} weights: rerun with --precision bfloat16 to compare with it."
+                )
         docs = []
         for info in infos:
             docs.append((yield from self._loaded(info.doc_id)))

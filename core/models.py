@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import os
 import re
 import shutil
@@ -35,8 +36,13 @@ from transformers import (
 
 from core import gguf_model
 from core.config import DEFAULT_MODEL, DEFAULT_TARGET, SAME_AS_TARGET, TINY_MODEL, ModelConfig
+from core.decoding.fastlm import FastWeights
+from core.decoding.lm import COMPACT_ATTR
 from core.errors import ConfigError, ModelError, TokenizerMismatch
 from core.packaged import OFFLINE_MODELS, offline_gguf, offline_model
+from core.precision import Precision, cpu_has_bf16, resolve_precision
+
+__all__ = ["LoadedModel", "cpu_has_bf16", "load_model", "load_pair"]
 
 StatusFn = Callable[[str], None] | None
 # (model name, stage, done, total): GGUF checks, joins, conversions and weight loads
@@ -68,6 +74,12 @@ class LoadedModel:
     has_chat_template: bool
     parameters: int
     load_seconds: float
+    weights: str = "dense"  # "int4" / "int8": compact storage (core/precision.py)
+
+    @property
+    def precision(self) -> str:
+        """What the UI shows: "int4", "bfloat16", ..."""
+        return Precision(self.weights, self.dtype).label  # type: ignore[arg-type]
 
 
 def _status(on_status: StatusFn, message: str) -> None:
@@ -90,39 +102,6 @@ def resolve_device(device: str) -> torch.device:
             )
         return torch.device(device)
     raise ConfigError(f"Unknown device '{device}': use 'auto', 'cpu' or 'cuda'.")
-
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def cpu_has_bf16() -> bool:
-    """True on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_dtype(dtype: str, device: torch.device, quantized: bool = False) -> torch.dtype:
-    """`auto` = bf16 on CUDA (fp16 where the GPU lacks bf16); on a CPU, bf16 for the
-    weights of a quantized (GGUF) model where the CPU has native bf16, else fp32.
-
-    A GGUF's 4-6-bit weights lose nothing that matters in bf16 (its rounding is ~30x
-    below their quantization step), and on the 2-core AVX512-BF16 build machine a
-    Qwen2.5-Coder-1.5B step at 4K context takes 296 ms in bf16 against 560 ms in
-    fp32, a verify of 4 drafts costs about one step (fp32: 2.1 steps) and the weights
-    take half the memory (docs/benchmarks.md, "The default pair"). Float checkpoints
-    keep fp32 on a CPU, as exact as their HF forward.
-    """
-    if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if quantized and cpu_has_bf16() else torch.float32
-    if dtype not in _DTYPES:
-        raise ConfigError(
-            f"Unknown dtype '{dtype}': use 'auto', 'float32', 'bfloat16' or 'float16'."
-        )
-    return _DTYPES[dtype]
 
 
 def cache_dir() -> Path:
@@ -315,17 +294,18 @@ def _load_hub(spec: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTraine
 
 
 def _load_any(
-    spec: str, dtype_name: str, device: torch.device, on_status: StatusFn, on_progress: ProgressFn
-) -> tuple[str, PreTrainedModel, PreTrainedTokenizerBase, torch.dtype]:
-    """(display name, model, tokenizer, dtype) for any kind of spec; see `load_model`."""
+    spec: str, precision: str, device: torch.device, on_status: StatusFn, on_progress: ProgressFn
+) -> tuple[str, PreTrainedModel, PreTrainedTokenizerBase, Precision]:
+    """(display name, model, tokenizer, precision) for any kind of spec; see `load_model`."""
     path = Path(spec).expanduser()
     source = _gguf_source(spec, on_progress)
     if source is not None:
         name, gguf, sha = source
-        dtype = resolve_dtype(dtype_name, device, quantized=True)
-        _status(on_status, f"Loading {name} ({str(dtype).removeprefix('torch.')})…")
-        return name, *_load_gguf(name, gguf, sha, dtype, on_progress), dtype
-    dtype = resolve_dtype(dtype_name, device)
+        prec = resolve_precision(precision, device, quantized=True)
+        _status(on_status, f"Loading {name} ({prec.label})…")
+        return name, *_load_gguf(name, gguf, sha, prec.dtype, on_progress), prec
+    prec = resolve_precision(precision, device)
+    dtype = prec.dtype
     if path.is_file():
         raise ModelError(f"{path} is a file but not a .gguf model: give a .gguf or a folder.")
     if path.is_dir():
@@ -336,37 +316,41 @@ def _load_any(
         _status(on_status, f"Loading {path.name} ({dtype})…")
         try:
             with _hub_offline():
-                return path.name, *_load_pretrained(str(path), dtype, local_only=True), dtype
+                return path.name, *_load_pretrained(str(path), dtype, local_only=True), prec
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ModelError(f"Could not load a causal language model from {path}: {err}") from err
     if spec.lower().endswith(".gguf") or not _HUB_ID.match(spec):
-        raise ModelError(
-            f"No such file or folder: {path}. Give {_SPEC_KINDS}."
-        )
+        raise ModelError(f"No such file or folder: {path}. Give {_SPEC_KINDS}.")
     _status(on_status, f"Loading {spec} ({dtype})…")
-    return spec.rsplit("/", 1)[-1], *_load_hub(spec, dtype), dtype
+    return spec.rsplit("/", 1)[-1], *_load_hub(spec, dtype), prec
 
 
 def load_model(
     spec: str,
     device: str = "auto",
-    dtype: str = "auto",
+    precision: str = "auto",
     on_status: StatusFn = None,
     on_progress: ProgressFn = None,
 ) -> LoadedModel:
     """Load `spec`: an offline model's short name (or "default"), a model folder, a
-    .gguf file or a hub id (org/name).
+    .gguf file or a hub id (org/name), in `precision` (core/precision.py).
 
     Local specs never touch the network (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE are set
-    while loading, and only local files are read).
+    while loading, and only local files are read). Compact weights (int4/int8) are
+    made here, before the next model loads, so the dense copy is freed at once.
     """
     started = time.perf_counter()
     torch_device = resolve_device(device)
-    resolve_dtype(dtype, torch_device)  # an unknown name fails before any loading
-    name, model, tokenizer, torch_dtype = _load_any(
-        spec, dtype, torch_device, on_status, on_progress
+    resolve_precision(precision, torch_device)  # an unknown or impossible one fails first
+    name, model, tokenizer, prec = _load_any(spec, precision, torch_device, on_status, on_progress)
+    loaded = _finish(spec, name, model, tokenizer, torch_device, prec.dtype, started)
+    if prec.weights == "dense" or not FastWeights.supports(model):
+        return loaded
+    _status(on_status, f"Packing {name} into {prec.weights} weights…")
+    setattr(model, COMPACT_ATTR, FastWeights(model, prec.weights))
+    return dataclasses.replace(
+        loaded, weights=prec.weights, load_seconds=time.perf_counter() - started
     )
-    return _finish(spec, name, model, tokenizer, torch_device, torch_dtype, started)
 
 
 def _logit_width(loaded: LoadedModel) -> int:
@@ -421,10 +405,10 @@ def load_pair(
     """(target, drafter); a drafter equal to the target is the same object (one copy)."""
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    target = load_model(cfg.target, cfg.device, cfg.dtype, on_status, on_progress)
+    target = load_model(cfg.target, cfg.device, cfg.precision, on_status, on_progress)
     if cfg.drafter == SAME_AS_TARGET or same_model(cfg.drafter, cfg.target):
         return target, target
-    drafter = load_model(cfg.drafter, cfg.device, cfg.dtype, on_status, on_progress)
+    drafter = load_model(cfg.drafter, cfg.device, cfg.precision, on_status, on_progress)
     check_same_tokenizer(target, drafter)
     return target, drafter
 

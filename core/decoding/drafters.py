@@ -12,7 +12,8 @@ from collections.abc import Sequence as Seq
 import torch
 from torch import Tensor
 
-from core.decoding.lm import Sequence
+from core.decoding.lm import Sequence, sequence_device
+from core.decoding.qlinear import Weight
 from core.decoding.sampling import logits_to_probs, sample
 
 REPEAT_GRAM = 4
@@ -100,11 +101,12 @@ class ModelDrafter:
     restricts its LM head to those token ids (a cheaper step; its q is zero elsewhere).
     """
 
-    def __init__(self, seq: Sequence, lm_head: Tensor, vocab: int, head_ids: Tensor | None) -> None:
+    def __init__(self, seq: Sequence, lm_head: Weight, vocab: int, head_ids: Tensor | None) -> None:
         self.seq = seq
         self.vocab = vocab
-        self.head_ids = head_ids
-        self.head = lm_head if head_ids is None else lm_head[head_ids].contiguous()
+        self.device = sequence_device(seq)
+        self.head_ids = None if head_ids is None else head_ids.to(self.device)
+        self.head = lm_head if head_ids is None else lm_head.rows(head_ids)
         self.pending: list[int] = []
 
     def _probs(self, logits: Tensor, temperature: float) -> Tensor:
@@ -116,8 +118,7 @@ class ModelDrafter:
         return full
 
     def _consume(self, ids: list[int]) -> Tensor:
-        device = self.head.device
-        logits = self.seq.forward(torch.tensor(ids, device=device), "last", self.head)
+        logits = self.seq.forward(torch.tensor(ids, device=self.device), "last", self.head)
         return logits[0]
 
     def propose(

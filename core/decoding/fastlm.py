@@ -21,12 +21,23 @@ whether a model qualifies; the engine falls back to `HFSequence` otherwise.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from core.decoding.kernels import (
+    add_linear,
+    linear,
+    long_block_attention,
+    rms_norm,
+    rotate,
+    short_block_attention,
+)
+from core.decoding.qlinear import DenseWeight, Weight, WeightKind, quantize
 
 LogitsWanted = Literal["all", "last", "none"]
 
@@ -37,14 +48,24 @@ SHORT_BLOCK = 16  # query blocks up to this length take the head-folding attenti
 @dataclass
 class _Layer:
     ln1: Tensor  # [hidden]
-    qkv: Tensor  # [(H + 2 KV) * D, hidden]
+    qkv: Weight  # [(H + 2 KV) * D, hidden]
     qkv_bias: Tensor | None
-    o: Tensor  # [hidden, H * D]
+    o: Weight  # [hidden, H * D]
     ln2: Tensor
-    gate_up: Tensor  # [2 * I, hidden]
-    down: Tensor  # [hidden, I]
+    gate_up: Weight  # [2 * I, hidden]
+    down: Weight  # [hidden, I]
     q_norm: Tensor | None  # [D] (Qwen3)
     k_norm: Tensor | None
+
+    def dense(self, dtype: torch.dtype) -> _Layer:
+        """This layer with every projection as a plain matrix in `dtype` (a temporary
+        copy, for a long prefill block; dense layers are returned as they are)."""
+        mats = (self.qkv, self.o, self.gate_up, self.down)
+        if all(isinstance(m, DenseWeight) and m.w.dtype == dtype for m in mats):
+            return self
+        qkv, o, gate_up, down = (DenseWeight(m.dense(dtype)) for m in mats)
+        bias = None if self.qkv_bias is None else self.qkv_bias.to(dtype)
+        return _Layer(self.ln1, qkv, bias, o, self.ln2, gate_up, down, self.q_norm, self.k_norm)
 
 
 def _fuse(parts: list[torch.nn.Parameter]) -> Tensor:
@@ -59,9 +80,16 @@ def _fuse(parts: list[torch.nn.Parameter]) -> Tensor:
 
 
 class FastWeights:
-    """A Llama-family model's weights, laid out for decoding; shared by all sequences."""
+    """A Llama-family model's weights, laid out for decoding; shared by all sequences.
 
-    def __init__(self, model: Any) -> None:
+    `weights` = "int4" or "int8" stores every projection and the LM head compactly
+    (qlinear.py; the head in int8 either way: the GGUFs keep it at 6-8 bits, and the
+    drafter takes row subsets of it) and frees the HF model's copies of them, so the HF
+    forward no longer runs (`compact` says so). Activations and the KV cache stay in the
+    model's dtype (bf16).
+    """
+
+    def __init__(self, model: Any, weights: WeightKind = "dense") -> None:
         cfg = model.config
         if not self.supports(model):
             raise ValueError(f"unsupported architecture {cfg.model_type!r}")
@@ -77,9 +105,9 @@ class FastWeights:
         self.scale: float = 1.0 / math.sqrt(self.head_dim)
         self.device: torch.device = inner.embed_tokens.weight.device
         self.dtype: torch.dtype = inner.embed_tokens.weight.dtype
+        self.kind: WeightKind = weights
         self.embed: Tensor = inner.embed_tokens.weight.data
         self.norm: Tensor = inner.norm.weight.data
-        self.lm_head: Tensor = model.lm_head.weight.data
         self.intermediate: int = cfg.intermediate_size
         self.layers: list[_Layer] = []
         for layer in inner.layers:
@@ -91,21 +119,47 @@ class FastWeights:
             self.layers.append(
                 _Layer(
                     ln1=layer.input_layernorm.weight.data,
-                    qkv=_fuse([p.weight for p in projs]),
+                    qkv=self._store(_fuse([p.weight for p in projs]), projs),
                     qkv_bias=bias,
-                    o=att.o_proj.weight.data,
+                    o=self._store(att.o_proj.weight.data, [att.o_proj]),
                     ln2=layer.post_attention_layernorm.weight.data,
-                    gate_up=_fuse([mlp.gate_proj.weight, mlp.up_proj.weight]),
-                    down=mlp.down_proj.weight.data,
+                    gate_up=self._store(
+                        _fuse([mlp.gate_proj.weight, mlp.up_proj.weight]),
+                        [mlp.gate_proj, mlp.up_proj],
+                    ),
+                    down=self._store(mlp.down_proj.weight.data, [mlp.down_proj]),
                     q_norm=att.q_norm.weight.data if hasattr(att, "q_norm") else None,
                     k_norm=att.k_norm.weight.data if hasattr(att, "k_norm") else None,
                 )
             )
+        tied = model.lm_head.weight is inner.embed_tokens.weight
+        head_kind: WeightKind = "int8" if weights != "dense" else "dense"
+        self.lm_head: Weight = quantize(model.lm_head.weight.data, head_kind, self.dtype)
+        if weights != "dense" and not tied:
+            model.lm_head.weight.data = torch.empty(0, dtype=self.dtype, device=self.device)
+        self.compact = weights != "dense"
         self._rotary = inner.rotary_emb
         self.prefill_dtype: torch.dtype = self.dtype  # see `use_fast_prefill`
         self._low: list[_Layer] | None = None
         self._cos = torch.empty(0, self.head_dim, device=self.device, dtype=self.dtype)
         self._sin = torch.empty(0, self.head_dim, device=self.device, dtype=self.dtype)
+
+    def _store(self, w: Tensor, modules: list[Any]) -> Weight:
+        """`w` as this model's weights are kept; compact storage frees the HF copies."""
+        if self.kind == "dense":
+            return DenseWeight(w)
+        stored = quantize(w, self.kind, self.dtype)
+        for m in modules:  # drop the HF module's view of the dense matrix
+            m.weight.data = torch.empty(0, dtype=w.dtype, device=w.device)
+        return stored
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes a decode step reads from weights (every layer and the head; the
+        embedding is one row per token)."""
+        per_layer = sum(x.qkv.nbytes + x.o.nbytes + x.gate_up.nbytes + x.down.nbytes
+                        for x in self.layers)  # fmt: skip
+        return per_layer + self.lm_head.nbytes
 
     def use_fast_prefill(self, dtype: torch.dtype | None) -> None:
         """Run prefill chunks (long blocks) with weights and attention in `dtype`
@@ -118,21 +172,7 @@ class FastWeights:
         self.prefill_dtype = dtype or self.dtype
         if self.prefill_dtype == self.dtype or self._low is not None:
             return
-        lo = self.prefill_dtype
-        self._low = [
-            _Layer(
-                ln1=x.ln1,
-                qkv=x.qkv.to(lo),
-                qkv_bias=None if x.qkv_bias is None else x.qkv_bias.to(lo),
-                o=x.o.to(lo),
-                ln2=x.ln2,
-                gate_up=x.gate_up.to(lo),
-                down=x.down.to(lo),
-                q_norm=x.q_norm,
-                k_norm=x.k_norm,
-            )
-            for x in self.layers
-        ]
+        self._low = [x.dense(self.prefill_dtype) for x in self.layers]
 
     def layers_for(self, n: int) -> tuple[list[_Layer], torch.dtype]:
         """The layer weights and compute dtype for a block of n tokens."""
@@ -191,60 +231,6 @@ class KVCache:
         self.k, self.v = k, v
 
 
-def _rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
-    # HF's LlamaRMSNorm: fp32 statistics, then weight * x. One fused kernel for fp32.
-    if x.dtype == torch.float32:
-        return F.rms_norm(x, (x.shape[-1],), weight, eps)
-    xf = x.float()
-    xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * xf.to(x.dtype)
-
-
-def _add_linear(h: Tensor, x: Tensor, weight: Tensor) -> Tensor:
-    """h + x @ W^T: one fused addmm in the residual's dtype, else computed in x's."""
-    if x.dtype == h.dtype:
-        return torch.addmm(h, x, weight.t())
-    return h + F.linear(x, weight).to(h.dtype)
-
-
-def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    # x: [n, heads, D]; cos/sin: [n, 1, D]; HF's rotate_half convention.
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
-
-
-def _short_block_attention(q: Tensor, k: Tensor, v: Tensor, n: int, scale: float) -> Tensor:
-    """Attention of n new queries over L cached keys, without copying KV heads.
-
-    q: [n, H, D]; k, v: [KV, L, D] (the last n rows are the new tokens). Returns [n, H*D].
-    """
-    kv, length, d = k.shape
-    heads = q.shape[1]
-    group = heads // kv
-    # Fold the `group` query heads of each KV head into the row axis: [KV, group * n, D].
-    qq = (q * scale).view(n, kv, group, d).permute(1, 2, 0, 3).reshape(kv, group * n, d)
-    # scores: [KV, group * n, L]
-    scores = torch.matmul(qq, k.transpose(1, 2))  # [KV, group * n, L]
-    if n > 1:  # causal mask inside the new block only; the cached prefix is fully visible
-        block = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
-        tail = scores.view(kv, group, n, length)[..., length - n :]
-        tail.masked_fill_(block, float("-inf"))
-    probs = torch.softmax(scores.float(), dim=-1).to(v.dtype)
-    out = torch.matmul(probs, v)  # [KV, group * n, D]
-    return out.view(kv, group, n, d).permute(2, 0, 1, 3).reshape(n, heads * d)
-
-
-def _long_block_attention(q: Tensor, k: Tensor, v: Tensor, n: int, scale: float) -> Tensor:
-    """Prefill-chunk attention through SDPA (its fused CPU/GPU kernels), causal offset mask."""
-    length = k.shape[1]
-    mask = torch.ones(n, length, dtype=torch.bool, device=q.device).tril(length - n)
-    out = F.scaled_dot_product_attention(
-        q.transpose(0, 1)[None], k[None], v[None], attn_mask=mask, scale=scale, enable_gqa=True
-    )  # [1, H, n, D]
-    return out[0].transpose(0, 1).reshape(n, -1)
-
-
 class FastSequence:
     """One model context (target or drafter): shared weights + its own KV cache."""
 
@@ -265,6 +251,8 @@ class FastSequence:
         positions, and the new tokens' positions follow the target's.
         """
         n = int(positions.shape[0])
+        assert n == 0 or int(positions.max()) < source.length, "rows beyond the cache"
+        positions = positions.to(source.cache.k.device)
         seq = cls(source.w, n + extra)
         seq.cache.k[:, :, :n].copy_(source.cache.k.index_select(2, positions))
         seq.cache.v[:, :, :n].copy_(source.cache.v.index_select(2, positions))
@@ -295,51 +283,78 @@ class FastSequence:
 
     @torch.inference_mode()
     def forward(
-        self, ids: Tensor, logits: LogitsWanted = "all", head: Tensor | None = None
+        self, ids: Tensor, logits: LogitsWanted = "all", head: Weight | None = None
     ) -> Tensor:
         """Append `ids` ([n] long) and return their next-token logits ([n or 1, V]).
 
         `head` replaces the LM head (e.g. its rows for a subset of the vocabulary).
         """
         w, n, start = self.w, int(ids.shape[0]), self.length
-        end = start + n
-        if end > self.cache.capacity:
-            self.reserve(end + 256)
+        if start + n > self.cache.capacity:
+            self.reserve(start + n + 256)
         cos, sin = w.rope(start + self.offset, n)
         h = F.embedding(ids, w.embed)  # [n, hidden]
-        nh, nkv, d = w.n_heads, w.n_kv, w.head_dim
-        attend = _short_block_attention if n <= SHORT_BLOCK else _long_block_attention
         layers, cdt = w.layers_for(n)
         if cdt != w.dtype:
             cos, sin = cos.to(cdt), sin.to(cdt)
         for i, layer in enumerate(layers):
-            x = _rms_norm(h, layer.ln1, w.eps).to(cdt)
-            qkv = F.linear(x, layer.qkv, layer.qkv_bias)  # [n, (H + 2 KV) * D]
-            v = qkv[:, (nh + nkv) * d :].view(n, nkv, d)
-            if layer.q_norm is not None and layer.k_norm is not None:
-                q = _rotate(
-                    _rms_norm(qkv[:, : nh * d].view(n, nh, d), layer.q_norm, w.eps), cos, sin
-                )
-                k = _rotate(
-                    _rms_norm(qkv[:, nh * d : (nh + nkv) * d].view(n, nkv, d), layer.k_norm, w.eps),
-                    cos, sin,
-                )  # fmt: skip
-            else:  # rotate queries and keys in one go: [n, H + KV, D]
-                qk = _rotate(qkv[:, : (nh + nkv) * d].view(n, nh + nkv, d), cos, sin)
-                q, k = qk[:, :nh], qk[:, nh:]
-            kc, vc = self.cache.k[i], self.cache.v[i]  # [KV, capacity, D]
-            kc[:, start:end].copy_(k.transpose(0, 1))
-            vc[:, start:end].copy_(v.transpose(0, 1))
-            # fast prefill: attention in the low dtype too (.to is a no-op otherwise)
-            att = attend(q, kc[:, :end].to(cdt), vc[:, :end].to(cdt), n, w.scale)
-            h = _add_linear(h, att, layer.o)
-            x = _rms_norm(h, layer.ln2, w.eps).to(cdt)
-            gu = F.linear(x, layer.gate_up)  # [n, 2 I]
-            act = F.silu(gu[:, : w.intermediate]).mul_(gu[:, w.intermediate :])
-            h = _add_linear(h, act, layer.down)
-        self.length = end
+            h = self._layer(i, layer, h, start, cos, sin, cdt)
+        self.length = start + n
         if logits == "none":
             return h[:0, :0]
         if logits == "last":
             h = h[-1:]
-        return F.linear(_rms_norm(h, w.norm, w.eps), w.lm_head if head is None else head)
+        return (w.lm_head if head is None else head).mm(rms_norm(h, w.norm, w.eps))
+
+    @torch.inference_mode()
+    def prefill(self, ids: Tensor, chunk: int) -> Iterator[float]:
+        """Append a long block layer by layer, `chunk` tokens at a time; yields the
+        fraction done after each chunk (stop iterating to cancel: the sequence is then
+        invalid). For compact weights: each layer is dequantized once for the whole
+        block instead of once per chunk, which halves a document's first read."""
+        w, n, start = self.w, int(ids.shape[0]), self.length
+        self.reserve(start + n + 256)
+        layers, cdt = w.layers_for(SHORT_BLOCK + 1)
+        cos, sin = (t.to(cdt) for t in w.rope(start + self.offset, n))
+        h = F.embedding(ids, w.embed)
+        chunks = range(0, n, chunk)
+        steps = len(layers) * len(chunks)
+        for i, layer in enumerate(layers):
+            dense = layer.dense(cdt)
+            for j, c in enumerate(chunks):
+                part = slice(c, min(c + chunk, n))
+                h[part] = self._layer(i, dense, h[part], start + c, cos[part], sin[part], cdt)
+                yield (i * len(chunks) + j + 1) / steps
+        self.length = start + n
+
+    def _layer(
+        self, i: int, layer: _Layer, h: Tensor, start: int, cos: Tensor, sin: Tensor,
+        cdt: torch.dtype,
+    ) -> Tensor:  # fmt: skip
+        """Layer i on the hidden states h of the tokens at [start, start + n)."""
+        w, n = self.w, int(h.shape[0])
+        end, long = start + n, n > SHORT_BLOCK
+        nh, nkv, d = w.n_heads, w.n_kv, w.head_dim
+        x = rms_norm(h, layer.ln1, w.eps).to(cdt)
+        qkv = linear(x, layer.qkv, long, layer.qkv_bias)  # [n, (H + 2 KV) * D]
+        v = qkv[:, (nh + nkv) * d :].view(n, nkv, d)
+        if layer.q_norm is not None and layer.k_norm is not None:
+            q = rotate(rms_norm(qkv[:, : nh * d].view(n, nh, d), layer.q_norm, w.eps), cos, sin)
+            k = rotate(
+                rms_norm(qkv[:, nh * d : (nh + nkv) * d].view(n, nkv, d), layer.k_norm, w.eps),
+                cos, sin,
+            )  # fmt: skip
+        else:  # rotate queries and keys in one go: [n, H + KV, D]
+            qk = rotate(qkv[:, : (nh + nkv) * d].view(n, nh + nkv, d), cos, sin)
+            q, k = qk[:, :nh], qk[:, nh:]
+        kc, vc = self.cache.k[i], self.cache.v[i]  # [KV, capacity, D]
+        kc[:, start:end].copy_(k.transpose(0, 1))
+        vc[:, start:end].copy_(v.transpose(0, 1))
+        attend = long_block_attention if long else short_block_attention
+        # fast prefill: attention in the low dtype too (.to is a no-op otherwise)
+        att = attend(q, kc[:, :end].to(cdt), vc[:, :end].to(cdt), n, w.scale)
+        h = add_linear(h, att, layer.o, long)
+        x = rms_norm(h, layer.ln2, w.eps).to(cdt)
+        gu = linear(x, layer.gate_up, long)  # [n, 2 I]
+        act = F.silu(gu[:, : w.intermediate]).mul_(gu[:, w.intermediate :])
+        return add_linear(h, act, layer.down, long)

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from core.decoding.fastlm import FastSequence, FastWeights, LogitsWanted
+from core.decoding.qlinear import DenseWeight, Weight
 
 
 class Sequence(Protocol):
@@ -21,7 +22,7 @@ class Sequence(Protocol):
     length: int
 
     def forward(
-        self, ids: Tensor, logits: LogitsWanted = "all", head: Tensor | None = None
+        self, ids: Tensor, logits: LogitsWanted = "all", head: Weight | None = None
     ) -> Tensor: ...
 
     def crop(self, length: int) -> None: ...
@@ -55,7 +56,7 @@ class HFSequence:
 
     @torch.inference_mode()
     def forward(
-        self, ids: Tensor, logits: LogitsWanted = "all", head: Tensor | None = None
+        self, ids: Tensor, logits: LogitsWanted = "all", head: Weight | None = None
     ) -> Tensor:
         n = int(ids.shape[0])
         pos = torch.arange(self.length, self.length + n, device=ids.device)[None]
@@ -68,8 +69,9 @@ class HFSequence:
             return h[:0, :0]
         if logits == "last":
             h = h[-1:]
-        weight = self.model.lm_head.weight if head is None else head
-        out: Tensor = torch.nn.functional.linear(h, weight)
+        if head is not None:
+            return head.mm(h)
+        out: Tensor = torch.nn.functional.linear(h, self.model.lm_head.weight)
         return out
 
     def snapshot(self) -> tuple[Tensor, Tensor]:
@@ -87,21 +89,50 @@ class HFSequence:
         self.length = int(k.shape[2])
 
 
+def sequence_device(seq: Sequence) -> torch.device:
+    """The device a sequence's model runs on."""
+    w = getattr(seq, "w", None)
+    if w is not None:
+        device: torch.device = w.device
+        return device
+    return torch.device(seq.model.device)  # type: ignore[attr-defined]
+
+
+def step_bytes(seq: Sequence) -> int:
+    """Bytes a one-token step of `seq` reads: every weight once (as stored; the
+    embedding is one row) and the whole KV cache. 0 when unknown (HF fallback)."""
+    if not isinstance(seq, FastSequence):
+        return 0
+    w, k = seq.w, seq.cache.k
+    kv = 2 * w.n_layers * w.n_kv * (seq.length + 1) * w.head_dim * k.element_size()
+    return w.weight_bytes + kv
+
+
+COMPACT_ATTR = "rapidqa_fast"  # a model's FastWeights, made at load time (compact weights)
+
+
 class SequenceFactory:
-    """Makes sequences for one model, sharing its (fused) weights between them."""
+    """Makes sequences for one model, sharing its (fused) weights between them.
+
+    A model loaded with compact weights carries its `FastWeights` (made while loading,
+    so the dense copy is freed before the next model loads; `core.models`)."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.fast: FastWeights | None = FastWeights(model) if FastWeights.supports(model) else None
+        fast: FastWeights | None = getattr(model, COMPACT_ATTR, None)
+        if fast is None and FastWeights.supports(model):
+            fast = FastWeights(model)
+        self.fast = fast
 
     @property
     def vocab_size(self) -> int:
         return int(self.model.config.vocab_size)
 
     @property
-    def lm_head(self) -> Tensor:
-        weight: Tensor = self.model.lm_head.weight
-        return weight
+    def lm_head(self) -> Weight:
+        if self.fast is not None:
+            return self.fast.lm_head
+        return DenseWeight(self.model.lm_head.weight)
 
     def new(self, capacity: int = 1024) -> Sequence:
         if self.fast is not None:

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from core.config import DecodeConfig
 from core.decoding.drafters import LookupDrafter, ModelDrafter
-from core.decoding.lm import Sequence
+from core.decoding.lm import Sequence, sequence_device, step_bytes
 from core.decoding.sampling import one_hot, rapid_target_probs
 from core.decoding.verify import verify
 from core.events import Calibrated, DraftSource, DraftStep
@@ -153,7 +153,7 @@ def calibrate(target: Sequence, last: int, steps: int = CALIBRATION_STEPS) -> fl
     first-touch page faults and kernel set-up (the weights may not have been read yet
     when the prefix came from the KV cache or was read in bf16), which is not a step.
     """
-    device = target_device(target)
+    device = sequence_device(target)
     ids = torch.tensor([last], device=device)
     times = []
     for i in range(steps + 1):
@@ -165,14 +165,6 @@ def calibrate(target: Sequence, last: int, steps: int = CALIBRATION_STEPS) -> fl
             times.append(time.perf_counter() - t0)
         target.crop(base)
     return statistics.median(times)
-
-
-def target_device(seq: Sequence) -> torch.device:
-    w = getattr(seq, "w", None)
-    if w is not None:
-        device: torch.device = w.device
-        return device
-    return torch.device(seq.model.device)  # type: ignore[attr-defined]
 
 
 def _sync(device: torch.device) -> None:
@@ -197,7 +189,7 @@ def decode(
 ) -> Iterator[DraftStep | Calibrated]:
     """Run rounds until EOS, `cfg.max_new_tokens` or `cancelled()`; totals go to `result`."""
     res = result if result is not None else LoopResult(tokens=[])
-    device = target_device(target)
+    device = sequence_device(target)
     eta = cfg.effective_eta
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
     stop_ids = torch.tensor(sorted(eos_ids), dtype=torch.long)
@@ -205,7 +197,7 @@ def decode(
     gate = DrafterGate(cfg.adaptive_gamma)  # the drafter model
     context = [*(prompt_tail or [])[-8:], last]  # tail of committed tokens, for lookup
     res.baseline_step_s = calibrate(target, last)
-    yield Calibrated(target.length + 1, res.baseline_step_s)
+    yield Calibrated(target.length + 1, res.baseline_step_s, step_bytes(target))
     calibrated_at = target.length
     timed = cfg.temperature <= 0 and eta == 0  # only then is the output draft-independent
     plan = DraftPlanner(cfg.gamma, cfg.adaptive_gamma, res.baseline_step_s, timed=timed)
@@ -218,7 +210,7 @@ def decode(
         if target.length - calibrated_at >= RECALIBRATE_GROWTH:
             res.baseline_step_s = calibrate(target, last)
             calibrated_at = target.length
-            yield Calibrated(target.length + 1, res.baseline_step_s)
+            yield Calibrated(target.length + 1, res.baseline_step_s, step_bytes(target))
         t0 = time.perf_counter()
         remaining = cfg.max_new_tokens - len(res.tokens)
         limit = max(0, remaining - 1)

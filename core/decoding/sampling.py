@@ -82,8 +82,13 @@ def residual(p_hat: Tensor, p_draft: Tensor) -> Tensor:
 
 
 def sample(probs: Tensor, generator: torch.Generator | None) -> int:
-    """One token id from a [V] distribution."""
-    return int(torch.multinomial(probs, 1, generator=generator).item())
+    """One token id from a [V] distribution.
+
+    Drawn on the CPU with the loop's CPU generator whatever device `probs` is on: a
+    CUDA tensor cannot take a CPU generator, and one stream of random numbers makes a
+    seeded answer the same on every device.
+    """
+    return int(torch.multinomial(probs.float().cpu(), 1, generator=generator).item())
 
 
 def one_hot(token: int, vocab: int, device: torch.device | None = None) -> Tensor:

@@ -394,7 +394,7 @@ def test_ask_passes_settings_to_the_engine(
     assert (decode.mode, decode.gamma, decode.eta, decode.temperature) == ("sd", 3, 7.0, 0.5)
     assert (decode.seed, decode.budget, decode.max_new_tokens) == (4, 300, 9)
     assert made == [
-        ModelConfig(target="some/model", drafter="other/model", device="cpu", dtype="float32")
+        ModelConfig(target="some/model", drafter="other/model", device="cpu", precision="float32")
     ]
     capsys.readouterr()
 

@@ -14,6 +14,7 @@ from core.bench import (
     BENCH_MODES,
     RunRecord,
     bench_modes,
+    bound_line,
     format_table,
     report_to_json,
     run_speed_bench,
@@ -21,7 +22,7 @@ from core.bench import (
 )
 from core.config import DecodeConfig
 from core.errors import ConfigError, QuestionError
-from core.events import Event, Finished, ModelLoaded, Notice, Status
+from core.events import Calibrated, Event, Finished, ModelLoaded, Notice, Status
 
 
 def fin(
@@ -177,6 +178,7 @@ class ScriptedEngine:
     ) -> Iterator[Event]:
         self.log.append(("ask", decode.mode, question, str(decode.max_new_tokens)))
         yield Notice("a notice")
+        yield Calibrated(4000, 0.2 if decode.mode == "target" else 9.0, 2_000_000_000)
         drafted = 8 if decode.speculative else 0
         yield fin(decode.mode, new_tokens=decode.max_new_tokens, drafted=drafted, accepted=4)
 
@@ -193,6 +195,20 @@ class ScriptedEngine:
 
     def clear_kv_cache(self, memory: bool = True, disk: bool = False) -> None:
         self.log.append(("clear", str(memory), str(disk)))
+
+
+def test_target_step_is_reported_against_the_bandwidth_bound(tmp_path: Path) -> None:
+    """The table's last line: the target runs' calibrated step (other modes' steps are
+    not counted) over bytes read / the copy bandwidth measured in the same run."""
+    report = run_speed_bench(ScriptedEngine(), tmp_path / "doc.pdf", ["q1", "q2"],
+                             ["target", "sd"], 1, 8, DEFAULT_DECODE)  # fmt: skip
+    assert [c.step_s for c in report.target_steps] == [0.2, 0.2]
+    assert report.bandwidth > 1e9  # measured: any machine copies more than 1 GB/s
+    bound = 2e9 / report.bandwidth
+    line = bound_line(report)
+    assert f"step / bound = {0.2 / bound:.2f}" in line and "200.0 ms" in line
+    assert line in format_table(report)
+    assert report_to_json(report)["target_steps"][0]["step_bytes"] == 2_000_000_000
 
 
 def test_run_order_is_interleaved_with_warmup_and_cold_clears(tmp_path: Path) -> None:

@@ -30,9 +30,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     # Exact (fp32) prefill: the comparison is with HF's fp32 forward.
-    return Engine(ModelConfig(
-        target="smollm2-135m", drafter="same", device="cpu", dtype="float32", fast_prefill=False
-    ))
+    return Engine(
+        ModelConfig(
+            target="smollm2-135m",
+            drafter="same",
+            device="cpu",
+            precision="float32",
+            fast_prefill=False,
+        )
+    )
 
 
 def test_sd_greedy_equals_generate(engine: Engine) -> None:
@@ -73,12 +79,24 @@ def test_sd_greedy_equals_generate(engine: Engine) -> None:
 
 
 def test_fast_prefill_gives_the_same_answer() -> None:
-    fast = Engine(ModelConfig(
-        target="smollm2-135m", drafter="same", device="cpu", dtype="float32", fast_prefill=True
-    ))
-    exact = Engine(ModelConfig(
-        target="smollm2-135m", drafter="same", device="cpu", dtype="float32", fast_prefill=False
-    ))
+    fast = Engine(
+        ModelConfig(
+            target="smollm2-135m",
+            drafter="same",
+            device="cpu",
+            precision="float32",
+            fast_prefill=True,
+        )
+    )
+    exact = Engine(
+        ModelConfig(
+            target="smollm2-135m",
+            drafter="same",
+            device="cpu",
+            precision="float32",
+            fast_prefill=False,
+        )
+    )
     cfg = DecodeConfig(mode="target", max_new_tokens=24)
     answers = []
     for engine in (fast, exact):

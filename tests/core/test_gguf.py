@@ -83,7 +83,7 @@ def test_streaming_load_equals_transformers(smollm2_gguf: Path) -> None:
     Q/K row order and the tied head included."""
     from transformers import AutoModelForCausalLM
 
-    loaded = load_model("smollm2-135m", device="cpu", dtype="float32").model
+    loaded = load_model("smollm2-135m", device="cpu", precision="float32").model
     reference = AutoModelForCausalLM.from_pretrained(
         str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name, dtype=torch.float32
     )

@@ -25,11 +25,11 @@ from core.models import (
     load_pair,
     models_dir,
     resolve_device,
-    resolve_dtype,
     same_model,
     tiny_llama,
 )
 from core.packaged import OFFLINE_MODELS, offline_gguf, offline_model
+from core.precision import Precision, resolve_precision
 
 IM_END = 2  # "<|im_end|>" in the SmolLM2 vocabulary
 
@@ -37,7 +37,7 @@ IM_END = 2  # "<|im_end|>" in the SmolLM2 vocabulary
 @pytest.fixture(scope="session")
 def default_model() -> LoadedModel:
     """SmolLM2 from the real user cache: converted once (~25 s), then ~1 s a load."""
-    return load_model("smollm2-135m", device="cpu")
+    return load_model("smollm2-135m", device="cpu", precision="bfloat16")
 
 
 @pytest.fixture(scope="session")
@@ -100,17 +100,21 @@ def test_cuda_without_cuda_says_what_to_do() -> None:
         resolve_device("cuda")
 
 
-def test_resolve_dtype() -> None:
-    cpu = torch.device("cpu")
-    assert resolve_dtype("auto", cpu) == torch.float32  # float checkpoints stay exact
-    quantized = torch.bfloat16 if cpu_has_bf16() else torch.float32
-    assert resolve_dtype("auto", cpu, quantized=True) == quantized
-    assert resolve_dtype("float32", cpu, quantized=True) == torch.float32
-    assert resolve_dtype("bfloat16", cpu) == torch.bfloat16
-    assert resolve_dtype("float16", cpu) == torch.float16
-    assert resolve_dtype("float32", cpu) == torch.float32
-    with pytest.raises(ConfigError, match="Unknown dtype"):
-        resolve_dtype("int4", cpu)
+def test_resolve_precision() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    act = torch.bfloat16 if cpu_has_bf16() else torch.float32
+    # float checkpoints stay exact; GGUF models get int4 weights on a CPU
+    assert resolve_precision("auto", cpu) == Precision("dense", torch.float32)
+    assert resolve_precision("auto", cpu, quantized=True) == Precision("int4", act)
+    assert resolve_precision("int8", cpu) == Precision("int8", act)
+    assert resolve_precision("float32", cpu, quantized=True) == Precision("dense", torch.float32)
+    assert resolve_precision("bf16", cpu) == Precision("dense", torch.bfloat16)
+    assert resolve_precision("float16", cpu).label == "float16"
+    assert resolve_precision("int4", cpu).label == "int4"
+    with pytest.raises(ConfigError, match="Unknown precision 'int3'"):
+        resolve_precision("int3", cpu)
+    with pytest.raises(ConfigError, match=r"CPU only.*'auto' or 'bfloat16'"):
+        resolve_precision("int4", cuda)
 
 
 def test_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -196,8 +200,9 @@ def test_tiny_offline_model_answers(default_model: LoadedModel) -> None:
 def test_later_loads_are_fast(default_model: LoadedModel) -> None:
     stages: list[str] = []
     again = load_model(
-        "SmolLM2-135M".lower(), device="cpu", on_progress=lambda n, st, d, t: stages.append(st)
-    )
+        "SmolLM2-135M".lower(), device="cpu", precision="bfloat16",
+        on_progress=lambda n, st, d, t: stages.append(st),
+    )  # fmt: skip
     assert set(stages) == {"loading weights"}  # no check, join or conversion again
     assert again.load_seconds < 10  # ~1 s measured; the first conversion takes ~25 s
     assert torch.equal(_logits(again, [1, 2, 3]), _logits(default_model, [1, 2, 3]))
@@ -318,7 +323,7 @@ def test_noisy_drafter(tiny: LoadedModel) -> None:
 
 def test_saved_tiny_model_round_trip(tmp_path: Path, tiny: LoadedModel) -> None:
     folder = _save(tiny, tmp_path / "tiny-saved")
-    loaded = load_model(str(folder), device="cpu", dtype="float32")
+    loaded = load_model(str(folder), device="cpu", precision="float32")
     assert loaded.name == "tiny-saved"
     assert loaded.eos_ids == tiny.eos_ids
     assert loaded.has_chat_template

@@ -1,5 +1,5 @@
 """Tests of bench/roofline.py (formulas on a hand-computable config, bound switching, the
-RAPID round projection) and a CPU smoke run of bench/gpu_speed.py (--device cpu --tiny),
+RAPID round projection) and a CPU smoke run of bench/gpu_projection.py (--device cpu --tiny),
 which must import nothing but torch, transformers and the standard library."""
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def test_gpu_speed_tiny_cpu_run(tmp_path: Path) -> None:
         sys.executable,
         "-X",
         "importtime",
-        str(BENCH / "gpu_speed.py"),
+        str(BENCH / "gpu_projection.py"),
         "--device", "cpu", "--tiny",
         "--contexts", "64,128", "--drafter-context", "32",
         "--gamma", "2,4", "--repeat", "2", "--warmup", "1",
@@ -249,7 +249,7 @@ def test_gpu_speed_tiny_cpu_run(tmp_path: Path) -> None:
 
 
 def test_gpu_speed_acceptance_files(tmp_path: Path) -> None:
-    gs = _load("gpu_speed")
+    gs = _load("gpu_projection")
     f = tmp_path / "a.json"
     f.write_text("2.5")
     assert gs.load_acceptance(str(f)).mean_accepted == 2.5
