@@ -34,6 +34,7 @@ from core.config import (
     DEFAULT_TARGET,
     MODES,
     OFFLINE_MODEL_NAMES,
+    PRECISIONS,
     SAME_AS_TARGET,
     TINY_MODEL,
     DecodeConfig,
@@ -44,6 +45,14 @@ from core.config import (
 )
 
 DEVICES = ("auto", "cpu", "cuda")
+PRECISION_LABELS = (
+    ("Automatic", "auto"),
+    ("4-bit weights (int4)", "int4"),
+    ("8-bit weights (int8)", "int8"),
+    ("bfloat16", "bfloat16"),
+    ("float16", "float16"),
+    ("float32 (exact, slowest)", "float32"),
+)
 ETA_RANGE = (0.0, 50.0)
 GAMMA_RANGE = (1, 16)
 TEMPERATURE_RANGE = (0.0, 2.0)
@@ -60,6 +69,7 @@ class Settings:
     target: str = DEFAULT_TARGET
     drafter: str = DEFAULT_DRAFTER
     device: str = "auto"  # one of DEVICES
+    precision: str = "auto"  # one of PRECISIONS (core/precision.py)
     mode: Mode = "rapid"
     eta: float = 5.0
     gamma: int = 6
@@ -102,7 +112,9 @@ class Settings:
 
     def model_config(self) -> ModelConfig:
         device: Any = self.device
-        return ModelConfig(target=self.target, drafter=self.drafter, device=device)
+        return ModelConfig(
+            target=self.target, drafter=self.drafter, device=device, precision=self.precision
+        )
 
     def decode_config(self) -> DecodeConfig:
         return DecodeConfig(
@@ -125,8 +137,8 @@ class Settings:
 
     def models_changed(self, other: Settings) -> bool:
         """True when the models to load differ (a reload is needed)."""
-        mine = (self.target, self.drafter, self.device)
-        return mine != (other.target, other.drafter, other.device)
+        mine = (self.target, self.drafter, self.device, self.precision)
+        return mine != (other.target, other.drafter, other.device, other.precision)
 
     def chunking_changed(self, other: Settings) -> bool:
         """True when documents are cut differently (the library must be re-indexed)."""
@@ -137,6 +149,7 @@ _KEYS = {
     "target": "models/target",
     "drafter": "models/drafter",
     "device": "models/device",
+    "precision": "models/precision",
     "mode": "decoding/mode",
     "eta": "decoding/eta",
     "gamma": "decoding/gamma",
@@ -160,6 +173,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "target": _model_name,
     "drafter": _model_name,
     "device": lambda value: value in DEVICES,
+    "precision": lambda value: value in PRECISIONS,
     "mode": lambda value: value in MODES,
     "eta": _within(*ETA_RANGE),
     "gamma": _within(*GAMMA_RANGE),
@@ -374,10 +388,19 @@ class SettingsDialog(QDialog):
         for label, value in (("Automatic", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda")):
             self.device.addItem(label, value)
         self.device.setToolTip("Automatic uses a CUDA GPU when there is one, else the CPU.")
+        self.precision = QComboBox()
+        for label, value in PRECISION_LABELS:
+            self.precision.addItem(label, value)
+        self.precision.setToolTip(
+            "How the weights are stored. Automatic: 4-bit on a CPU for the bundled models "
+            "(about 4x faster than 32-bit, a third of the memory), bfloat16 on a GPU. "
+            "4-bit and 8-bit run on the CPU only."
+        )
         models = QFormLayout()
         models.addRow("Target model:", self.target)
         models.addRow("Drafter model:", self.drafter)
         models.addRow("Device:", self.device)
+        models.addRow("Precision:", self.precision)
 
         self.mode = QComboBox()
         for mode in MODES:
@@ -466,6 +489,7 @@ class SettingsDialog(QDialog):
         self.target.set_value(s.target)
         self.drafter.set_value(s.drafter)  # after the target: this choice stands
         self.device.setCurrentIndex(max(0, self.device.findData(s.device)))
+        self.precision.setCurrentIndex(max(0, self.precision.findData(s.precision)))
         self.mode.setCurrentIndex(max(0, self.mode.findData(s.mode)))
         self.eta.setValue(s.eta)
         self.gamma.setValue(s.gamma)
@@ -484,6 +508,7 @@ class SettingsDialog(QDialog):
             target=self.target.value(),
             drafter=self.drafter.value(),
             device=str(self.device.currentData()),
+            precision=str(self.precision.currentData()),
             mode=self.mode.currentData(),
             eta=round(self.eta.value(), 3),
             gamma=self.gamma.value(),

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_dir, remove_stale, write_bytes
+from core.decoding.qlinear import COMPACT_WEIGHT, Weight, WeightKind, quantize
 from core.errors import ModelError
 from core.gguf_quants import dequantize_tensor
 
@@ -225,9 +226,16 @@ def _tied(model: Any) -> set[str]:
     return set(getattr(model, "_tied_weights_keys", None) or ())
 
 
-def load(folder: Path, gguf: Path, dtype: torch.dtype, on_progress: ProgressFn = None) -> Any:
+def load(
+    folder: Path, gguf: Path, dtype: torch.dtype, on_progress: ProgressFn = None,
+    compact: WeightKind = "dense",
+) -> Any:  # fmt: skip
     """The model of a converted `folder`, its weights read from `gguf` into `dtype`
-    (CPU, eval mode, no gradients)."""
+    (CPU, eval mode, no gradients).
+
+    `compact` "int4"/"int8": every projection and the LM head (int8) is packed as soon as
+    it is read (`COMPACT_WEIGHT` on its module, the module's matrix left empty), so the
+    dense model never exists in memory; `FastWeights` fuses the packed parts."""
     from transformers import AutoConfig
 
     table = json.loads((folder / TABLE).read_text())
@@ -242,8 +250,9 @@ def load(folder: Path, gguf: Path, dtype: torch.dtype, on_progress: ProgressFn =
     total = sum(entry[4] for entry in wanted)
     done = 0
 
-    def read(entry: list[Any]) -> torch.Tensor:
-        """One tensor's bytes from the file, dequantized (on a pool thread)."""
+    def read(entry: list[Any]) -> tuple[str, torch.Tensor | Weight]:
+        """One tensor from the file, dequantized, fixed up, and packed into compact
+        storage if it is a projection or the LM head (on a pool thread)."""
         from gguf import GGMLQuantizationType
 
         name, qtype, shape, offset, nbytes = entry
@@ -253,20 +262,32 @@ def load(folder: Path, gguf: Path, dtype: torch.dtype, on_progress: ProgressFn =
             raw = np.frombuffer(f.read(nbytes), dtype=np.uint8)
         if raw.size != nbytes:
             raise ModelError(f"{gguf} is truncated (tensor {name}); reinstall it.")
-        return dequantize_tensor(raw, GGMLQuantizationType(qtype), tuple(shape), dtype)
+        value = dequantize_tensor(raw, GGMLQuantizationType(qtype), tuple(shape), dtype)
+        del raw
+        # transformers' per-architecture fix-ups (e.g. Llama's Q/K row order); they use
+        # array methods that torch tensors share
+        result = processor.process(
+            weights=value, name=name, tensor_key_mapping=mapping,
+            parsed_parameters={"config": table["gguf_config"]},
+        )  # fmt: skip
+        param, tensor = mapping[result.name], torch.as_tensor(result.weights)
+        kind = _compact_kind(param, compact)
+        if kind == "dense":
+            return param, tensor
+        return param, quantize(tensor.reshape(params[param].shape), kind, dtype)
 
     # One tensor per core at a time: ~25% faster than each op on all cores (cache-sized
     # chunks stay in each core's cache); measured on the 2-core build machine.
     with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
-        for entry, value in zip(wanted, pool.map(read, wanted), strict=True):
-            name = entry[0]
-            # transformers' per-architecture fix-ups (e.g. Llama's Q/K row order); they
-            # use array methods that torch tensors share
-            result = processor.process(
-                weights=value, name=name, tensor_key_mapping=mapping,
-                parsed_parameters={"config": table["gguf_config"]},
-            )  # fmt: skip
-            _assign(model, mapping[result.name], torch.as_tensor(result.weights), params)
+        for entry, (param, value) in zip(wanted, pool.map(read, wanted), strict=True):
+            if isinstance(value, torch.Tensor):
+                _assign(model, param, value, params)
+            else:  # compact: the module keeps the packed weight, its matrix stays empty
+                module_name, _, attr = param.rpartition(".")
+                module = model.get_submodule(module_name)
+                setattr(module, COMPACT_WEIGHT, value)
+                empty = torch.empty(0, dtype=dtype)
+                setattr(module, attr, torch.nn.Parameter(empty, requires_grad=False))
             done += entry[4]
             _report(on_progress, "loading weights", done, total)
     if getattr(config, "tie_word_embeddings", False):
@@ -277,6 +298,15 @@ def load(folder: Path, gguf: Path, dtype: torch.dtype, on_progress: ProgressFn =
     model.eval()
     model.requires_grad_(False)
     return model
+
+
+def _compact_kind(param: str, compact: WeightKind) -> WeightKind:
+    """Storage of parameter `param`: projections in `compact`, the head in int8."""
+    if compact == "dense":
+        return "dense"
+    if param == "lm_head.weight":
+        return "int8"
+    return compact if param.endswith("_proj.weight") else "dense"
 
 
 def _assign(model: Any, name: str, value: torch.Tensor, params: dict[str, Any]) -> None:

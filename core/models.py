@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import gc
 import os
 import re
 import shutil
@@ -183,12 +184,14 @@ def _converted(name: str, gguf: Path, sha: str, on_progress: ProgressFn) -> Path
 
 
 def _load_gguf(
-    name: str, gguf: Path, sha: str, dtype: torch.dtype, on_progress: ProgressFn
+    name: str, gguf: Path, sha: str, prec: Precision, on_progress: ProgressFn
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     folder = _converted(name, gguf, sha, on_progress)
     with _hub_offline():
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        model = gguf_model.load(folder, gguf, dtype, _progress(on_progress, name))
+        model = gguf_model.load(
+            folder, gguf, prec.dtype, _progress(on_progress, name), compact=prec.weights
+        )
     return model, tokenizer
 
 
@@ -303,7 +306,7 @@ def _load_any(
         name, gguf, sha = source
         prec = resolve_precision(precision, device, quantized=True)
         _status(on_status, f"Loading {name} ({prec.label})…")
-        return name, *_load_gguf(name, gguf, sha, prec.dtype, on_progress), prec
+        return name, *_load_gguf(name, gguf, sha, prec, on_progress), prec
     prec = resolve_precision(precision, device)
     dtype = prec.dtype
     if path.is_file():
@@ -342,18 +345,55 @@ def load_model(
     started = time.perf_counter()
     torch_device = resolve_device(device)
     resolve_precision(precision, torch_device)  # an unknown or impossible one fails first
+    _large_blocks_from_the_os()
     name, model, tokenizer, prec = _load_any(spec, precision, torch_device, on_status, on_progress)
     loaded = _finish(spec, name, model, tokenizer, torch_device, prec.dtype, started)
     if prec.weights == "dense" or not FastWeights.supports(model):
         return loaded
     _status(on_status, f"Packing {name} into {prec.weights} weights…")
     setattr(model, COMPACT_ATTR, FastWeights(model, prec.weights))
+    _release_freed_memory()
     return dataclasses.replace(
         loaded, weights=prec.weights, load_seconds=time.perf_counter() - started
     )
 
 
+@lru_cache(maxsize=1)
+def _libc() -> Any:
+    """glibc, for its allocator settings; None on other C libraries."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    return libc if libc is not None and hasattr(libc, "mallopt") else None
+
+
+@lru_cache(maxsize=1)
+def _large_blocks_from_the_os() -> None:
+    """Blocks of 4 MB and more come from mmap and go back to the OS when freed.
+
+    glibc otherwise raises this threshold to the largest block freed so far, and a
+    model load (thousands of short-lived tensors of 1-100 MB between the packed ones
+    that stay) then grows the heap to 2-3x the model: the 0.5B model peaked at 3.0 GB
+    resident, 1.35 GB with this (measured). M_MMAP_THRESHOLD is mallopt's -3."""
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(-3, 4 << 20)
+
+
+def _release_freed_memory() -> None:
+    """Hand the heap's free pages back to the OS after a load (glibc only)."""
+    gc.collect()
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
 def _logit_width(loaded: LoadedModel) -> int:
+    fast = getattr(loaded.model, COMPACT_ATTR, None)
+    if fast is not None:  # compact weights: the HF head's matrix was freed
+        return int(fast.lm_head.shape[0])
     head = loaded.model.get_output_embeddings()  # type: ignore[no-untyped-call]
     if isinstance(head, torch.nn.Linear | torch.nn.Embedding):
         return int(head.weight.shape[0])

@@ -37,7 +37,14 @@ from core.decoding.kernels import (
     rotate,
     short_block_attention,
 )
-from core.decoding.qlinear import DenseWeight, Weight, WeightKind, quantize
+from core.decoding.qlinear import (
+    COMPACT_WEIGHT,
+    DenseWeight,
+    Weight,
+    WeightKind,
+    concat,
+    quantize,
+)
 
 LogitsWanted = Literal["all", "last", "none"]
 
@@ -119,24 +126,26 @@ class FastWeights:
             self.layers.append(
                 _Layer(
                     ln1=layer.input_layernorm.weight.data,
-                    qkv=self._store(_fuse([p.weight for p in projs]), projs),
+                    qkv=self._store(projs),
                     qkv_bias=bias,
-                    o=self._store(att.o_proj.weight.data, [att.o_proj]),
+                    o=self._store([att.o_proj]),
                     ln2=layer.post_attention_layernorm.weight.data,
-                    gate_up=self._store(
-                        _fuse([mlp.gate_proj.weight, mlp.up_proj.weight]),
-                        [mlp.gate_proj, mlp.up_proj],
-                    ),
-                    down=self._store(mlp.down_proj.weight.data, [mlp.down_proj]),
+                    gate_up=self._store([mlp.gate_proj, mlp.up_proj]),
+                    down=self._store([mlp.down_proj]),
                     q_norm=att.q_norm.weight.data if hasattr(att, "q_norm") else None,
                     k_norm=att.k_norm.weight.data if hasattr(att, "k_norm") else None,
                 )
             )
-        tied = model.lm_head.weight is inner.embed_tokens.weight
-        head_kind: WeightKind = "int8" if weights != "dense" else "dense"
-        self.lm_head: Weight = quantize(model.lm_head.weight.data, head_kind, self.dtype)
-        if weights != "dense" and not tied:
-            model.lm_head.weight.data = torch.empty(0, dtype=self.dtype, device=self.device)
+        head = model.lm_head
+        if hasattr(head, COMPACT_WEIGHT):  # packed while loading (gguf_model.load)
+            self.lm_head: Weight = getattr(head, COMPACT_WEIGHT)
+            delattr(head, COMPACT_WEIGHT)
+        else:
+            tied = head.weight is inner.embed_tokens.weight
+            kind: WeightKind = "int8" if weights != "dense" else "dense"
+            self.lm_head = quantize(head.weight.data, kind, self.dtype)
+            if weights != "dense" and not tied:
+                head.weight.data = torch.empty(0, dtype=self.dtype, device=self.device)
         self.compact = weights != "dense"
         self._rotary = inner.rotary_emb
         self.prefill_dtype: torch.dtype = self.dtype  # see `use_fast_prefill`
@@ -144,8 +153,16 @@ class FastWeights:
         self._cos = torch.empty(0, self.head_dim, device=self.device, dtype=self.dtype)
         self._sin = torch.empty(0, self.head_dim, device=self.device, dtype=self.dtype)
 
-    def _store(self, w: Tensor, modules: list[Any]) -> Weight:
-        """`w` as this model's weights are kept; compact storage frees the HF copies."""
+    def _store(self, modules: list[Any]) -> Weight:
+        """The weight of `modules` (stacked), as this model keeps it: their packed parts
+        when a compact load made them, else their matrices (fused: the HF modules keep
+        views of it), packed here for compact storage, which then frees the HF copies."""
+        if all(hasattr(m, COMPACT_WEIGHT) for m in modules):
+            parts = [getattr(m, COMPACT_WEIGHT) for m in modules]
+            for m in modules:
+                delattr(m, COMPACT_WEIGHT)
+            return parts[0] if len(parts) == 1 else concat(parts)
+        w = _fuse([m.weight for m in modules]) if len(modules) > 1 else modules[0].weight.data
         if self.kind == "dense":
             return DenseWeight(w)
         stored = quantize(w, self.kind, self.dtype)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 WeightKind = Literal["int4", "int8", "dense"]
+COMPACT_WEIGHT = "rapidqa_weight"  # an nn.Linear's packed weight, set by a compact load
 GROUP = 32  # int4 group size: inputs sharing one scale and zero
 _INNER_K_TILES = 8  # the packing's K tiling (K must be a multiple of 16 * this)
 _BLOCK_N = 64  # rows per packed block in the CPU int4 layout (checked by `_layout_ok`)
@@ -86,10 +87,13 @@ class Int8Weight:
 
     @classmethod
     def quantize(cls, w: Tensor, dtype: torch.dtype) -> Int8Weight:
-        wf = w.float()
-        # codes are chosen against the scale as stored (rounded to `dtype`)
-        scale = (wf.abs().amax(dim=1) / 127.0).clamp_min(1e-12).to(dtype)
-        q = torch.round(wf / scale.float()[:, None]).clamp_(-127, 127).to(torch.int8)
+        q = torch.empty(w.shape, dtype=torch.int8, device=w.device)
+        scale = torch.empty(w.shape[0], dtype=dtype, device=w.device)
+        for rows in _row_blocks(w.shape[0]):  # bounded fp32 temporaries (a 151K-row head)
+            wf = w[rows].float()
+            # codes are chosen against the scale as stored (rounded to `dtype`)
+            scale[rows] = (wf.abs().amax(dim=1) / 127.0).clamp_min(1e-12).to(dtype)
+            q[rows] = torch.round(wf / scale[rows].float()[:, None]).clamp_(-127, 127)
         return cls(q, scale)
 
     def mm(self, x: Tensor) -> Tensor:
@@ -117,14 +121,18 @@ class Int4Weight:
     kernel's packed bytes [N, K / 2] and its `scales_and_zeros` [K / 32, N, 2].
     """
 
-    def __init__(self, codes: Tensor, scale: Tensor, zero: Tensor, dtype: torch.dtype) -> None:
-        n, k = int(codes.shape[0]), int(codes.shape[1])
-        self.shape = (n, k)
-        self.packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(
+    def __init__(self, packed: Tensor, scales_zeros: Tensor) -> None:
+        self.packed, self.scales_zeros = packed, scales_zeros
+        self.shape = (int(scales_zeros.shape[1]), int(packed.shape[1]) * 2)
+
+    @classmethod
+    def pack(cls, codes: Tensor, scale: Tensor, zero: Tensor, dtype: torch.dtype) -> Int4Weight:
+        """From codes [N, K] in 0..15 and per-group scale, zero [N, K / 32]."""
+        packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(
             codes.to(torch.int32).contiguous(), _INNER_K_TILES
         )
-        self.scales_zeros = torch.stack([scale, zero], dim=-1).transpose(0, 1).to(dtype)
-        self.scales_zeros = self.scales_zeros.contiguous()
+        sz = torch.stack([scale, zero], dim=-1).transpose(0, 1).to(dtype).contiguous()
+        return cls(packed, sz)
 
     @staticmethod
     def supports(w: Tensor) -> bool:
@@ -139,14 +147,17 @@ class Int4Weight:
     def quantize(cls, w: Tensor, dtype: torch.dtype) -> Int4Weight:
         """Round-to-nearest over each group's [min, max] (16 levels), against the scale
         and zero as stored (rounded to `dtype`)."""
-        n, k = w.shape
-        wg = w.float().reshape(n, k // GROUP, GROUP)
-        lo, hi = wg.amin(dim=-1), wg.amax(dim=-1)
-        scale = ((hi - lo) / 15.0).clamp_min(1e-12).to(dtype).float()
-        zero = (lo + 8.0 * scale).to(dtype).float()
-        base = zero - 8.0 * scale  # the stored grid's level 0
-        codes = torch.round((wg - base[..., None]) / scale[..., None]).clamp_(0, 15)
-        return cls(codes.reshape(n, k).to(torch.uint8), scale, zero, dtype)
+        parts = []
+        for rows in _row_blocks(w.shape[0]):  # the layout is separable by 64-row blocks
+            n, k = w[rows].shape
+            wg = w[rows].float().reshape(n, k // GROUP, GROUP)
+            lo, hi = wg.amin(dim=-1), wg.amax(dim=-1)
+            scale = ((hi - lo) / 15.0).clamp_min(1e-12).to(dtype).float()
+            zero = (lo + 8.0 * scale).to(dtype).float()
+            base = zero - 8.0 * scale  # the stored grid's level 0
+            codes = torch.round((wg - base[..., None]) / scale[..., None]).clamp_(0, 15)
+            parts.append(cls.pack(codes.reshape(n, k).to(torch.uint8), scale, zero, dtype))
+        return parts[0] if len(parts) == 1 else concat(parts)
 
     def mm(self, x: Tensor) -> Tensor:
         return torch.ops.aten._weight_int4pack_mm_for_cpu(
@@ -203,7 +214,7 @@ def _layout_ok() -> bool:
         try:
             codes = torch.randint(0, 16, (2 * _BLOCK_N, 16 * _INNER_K_TILES), dtype=torch.uint8)
             zeros = torch.zeros(codes.shape[0], codes.shape[1] // GROUP)
-            w = Int4Weight(codes, zeros, zeros, torch.bfloat16)
+            w = Int4Weight.pack(codes, zeros, zeros, torch.bfloat16)
             _LAYOUT.append(bool(torch.equal(w.codes(), codes)))
         except (RuntimeError, AttributeError):  # no CPU int4 kernel in this build
             _LAYOUT.append(False)
@@ -221,3 +232,28 @@ def quantize(w: Tensor, kind: WeightKind, dtype: torch.dtype) -> Weight:
     if kind in ("int4", "int8") and Int8Weight.supports(w):
         return Int8Weight.quantize(w, dtype)
     return DenseWeight(w if w.dtype == dtype else w.to(dtype))
+
+
+def _row_blocks(n: int, block: int = 8192) -> list[slice]:
+    """Row ranges of at most `block` rows (a multiple of the int4 layout's 64)."""
+    return [slice(i, min(i + block, n)) for i in range(0, n, block)]
+
+
+def concat(parts: list[Weight]) -> Weight:
+    """The weights stacked along the output dimension (fused QKV, gate/up): packed
+    storage is concatenated as it is when every part has the same kind (the int4
+    layout is separable by 64-row blocks), else the parts are re-quantized together."""
+    first = parts[0]
+    if all(isinstance(p, Int4Weight) for p in parts):
+        int4 = [p for p in parts if isinstance(p, Int4Weight)]
+        k = first.shape[1]
+        packed = torch.cat([p.packed.view(-1, k, _BLOCK_N // 2) for p in int4])
+        return Int4Weight(packed.view(-1, k // 2), torch.cat([p.scales_zeros for p in int4], 1))
+    if all(isinstance(p, Int8Weight) for p in parts):
+        int8 = [p for p in parts if isinstance(p, Int8Weight)]
+        return Int8Weight(torch.cat([p.q for p in int8]), torch.cat([p.scale for p in int8]))
+    if all(isinstance(p, DenseWeight) for p in parts):
+        return DenseWeight(torch.cat([p.w for p in parts if isinstance(p, DenseWeight)]))
+    dtype = torch.bfloat16
+    kind: WeightKind = "int4" if any(isinstance(p, Int4Weight) for p in parts) else "int8"
+    return quantize(torch.cat([p.dense(dtype) for p in parts]), kind, dtype)

@@ -21,9 +21,9 @@ from core.config import DecodeConfig, IndexConfig, ModelConfig
 pytestmark = pytest.mark.gui
 
 EDITED = Settings(
-    target="HuggingFaceTB/SmolLM2-360M-Instruct", drafter="smollm2-135m", device="cpu", mode="sd",
-    eta=12.5, gamma=9, temperature=0.7, max_new_tokens=1000, budget=2048, chunk_tokens=768,
-    show_rejected=False,
+    target="HuggingFaceTB/SmolLM2-360M-Instruct", drafter="smollm2-135m", device="cpu",
+    precision="int8", mode="sd", eta=12.5, gamma=9, temperature=0.7, max_new_tokens=1000,
+    budget=2048, chunk_tokens=768, show_rejected=False,
 )  # fmt: skip
 
 
@@ -44,7 +44,7 @@ def test_missing_file_gives_defaults(tmp_path: Path) -> None:
 def test_corrupt_values_fall_back_to_defaults(tmp_path: Path) -> None:
     path = tmp_path / "bad.ini"
     path.write_text(
-        "[models]\ntarget=\ndrafter=my-drafter\ndevice=tpu\n"
+        "[models]\ntarget=\ndrafter=my-drafter\ndevice=tpu\nprecision=int3\n"
         "[decoding]\nmode=turbo\neta=nan\ngamma=true\ntemperature=-1\nmax_new_tokens=lots\n"
         "[retrieval]\nbudget=1e9\nchunk_tokens=1024\n"
         "[view]\nshow_rejected=maybe\n"
@@ -84,7 +84,10 @@ def test_settings_of_version_0_1_are_upgraded(tmp_path: Path) -> None:
 
 def test_engine_configs() -> None:
     assert EDITED.model_config() == ModelConfig(
-        target="HuggingFaceTB/SmolLM2-360M-Instruct", drafter="smollm2-135m", device="cpu"
+        target="HuggingFaceTB/SmolLM2-360M-Instruct",
+        drafter="smollm2-135m",
+        device="cpu",
+        precision="int8",
     )
     assert EDITED.decode_config() == DecodeConfig(
         mode="sd", gamma=9, eta=12.5, temperature=0.7, max_new_tokens=1000, budget=2048
@@ -103,6 +106,7 @@ def test_what_changed() -> None:
     base = Settings()
     assert not base.models_changed(replace(base, mode="sd", chunk_tokens=1024))
     assert base.models_changed(replace(base, device="cuda"))
+    assert base.models_changed(replace(base, precision="float32"))
     assert base.models_changed(replace(base, drafter="smollm2-135m"))
     assert base.chunking_changed(replace(base, chunk_tokens=1024))
     assert not base.chunking_changed(replace(base, gamma=3))
@@ -127,6 +131,7 @@ def test_dialog_reflects_settings(dialog: SettingsDialog) -> None:
     assert dialog.target.combo.currentText() == "HuggingFaceTB/SmolLM2-360M-Instruct"
     assert dialog.drafter.combo.currentText() == bundled_label("smollm2-135m", "drafter")
     assert dialog.device.currentText() == "CPU"
+    assert dialog.precision.currentText() == "8-bit weights (int8)"
     assert dialog.mode.currentData() == "sd"
     assert not dialog.eta.isEnabled() and dialog.gamma.isEnabled()
     assert dialog.budget.value() == 2048 and dialog.chunk_tokens.value() == 768

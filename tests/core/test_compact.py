@@ -19,7 +19,7 @@ import torch
 
 from bench.gpu_checks import Rig, run_checks, tiny_qwen
 from core.decoding.fastlm import FastSequence, FastWeights
-from core.decoding.qlinear import GROUP, DenseWeight, Int4Weight, Int8Weight, quantize
+from core.decoding.qlinear import GROUP, DenseWeight, Int4Weight, Int8Weight, concat, quantize
 
 BF16 = torch.bfloat16
 
@@ -31,7 +31,7 @@ def _w(n: int, k: int, seed: int = 0) -> torch.Tensor:
 def test_int4_layout_round_trips_codes() -> None:
     codes = torch.randint(0, 16, (192, 256), dtype=torch.uint8)
     scale = torch.rand(192, 256 // GROUP) + 0.5
-    w = Int4Weight(codes, scale, torch.zeros_like(scale), BF16)
+    w = Int4Weight.pack(codes, scale, torch.zeros_like(scale), BF16)
     assert torch.equal(w.codes(), codes)
 
 
@@ -180,3 +180,33 @@ def test_layer_by_layer_prefill_equals_chunk_by_chunk(kind: str) -> None:
         assert torch.allclose(a.cache.k[:, :, :100].float(), b.cache.k[:, :, :100].float(),
                               atol=0.05, rtol=0.05)  # fmt: skip
         assert float((la.argmax(-1) == lb.argmax(-1)).float().mean()) >= 0.8
+
+
+def test_concat_keeps_packed_storage() -> None:
+    """Fusing q, k, v (or gate and up) of packed parts: the same matrix as packing
+    the stacked dense matrix, without unpacking anything."""
+    parts = [_w(128, 256, 1), _w(64, 256, 2), _w(64, 256, 3)]
+    for cls in (Int4Weight, Int8Weight):
+        fused = concat([cls.quantize(p, BF16) for p in parts])
+        assert isinstance(fused, cls) and fused.shape == (256, 256)
+        whole = torch.cat([cls.quantize(p, BF16).dense(torch.float32) for p in parts])
+        assert torch.equal(fused.dense(torch.float32), whole)
+    mixed = concat([Int4Weight.quantize(parts[0], BF16), Int8Weight.quantize(parts[1], BF16)])
+    assert isinstance(mixed, Int4Weight) and mixed.shape == (192, 256)
+
+
+def test_compact_gguf_load_never_holds_the_dense_model() -> None:
+    """SmolLM2's GGUF in int4: projections are packed as they are read (the HF modules
+    keep empty matrices), and the model equals packing after a dense load."""
+    from core.models import load_model
+
+    packed = load_model("smollm2-135m", device="cpu", precision="int4")
+    dense = load_model("smollm2-135m", device="cpu", precision="bfloat16")
+    layer = packed.model.model.layers[0]
+    assert layer.mlp.down_proj.weight.numel() == 0 and packed.weights == "int4"
+    fast = packed.model.rapidqa_fast
+    later = FastWeights(dense.model, "int4")
+    for a, b in zip(fast.layers, later.layers, strict=True):
+        for x, y in ((a.qkv, b.qkv), (a.gate_up, b.gate_up), (a.down, b.down), (a.o, b.o)):
+            assert type(x) is type(y) and torch.equal(x.dense(BF16), y.dense(BF16))
+    assert torch.equal(fast.lm_head.dense(BF16), later.lm_head.dense(BF16))

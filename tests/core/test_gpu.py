@@ -57,3 +57,25 @@ def test_engine_on_cuda_with_a_pdf(
     assert loaded and loaded[0].device.startswith("cuda")
     finished = [e for e in events if isinstance(e, Finished)][-1]
     assert finished.new_tokens > 0
+
+
+def test_gpu_speed_smoke_run_on_cpu(tmp_path: Path) -> None:
+    """bench/gpu_speed.py end to end with a tiny model on the CPU: checks, then the
+    step, its bound, the verify curve and the loop, as JSON."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "gpu_speed.json"
+    script = Path(__file__).resolve().parents[2] / "bench" / "gpu_speed.py"
+    subprocess.run(
+        [sys.executable, str(script), "--device", "cpu", "--tiny", "--contexts", "256",
+         "--repeat", "2", "--json", str(out)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    data = json.loads(out.read_text())
+    assert data["checks"].startswith("passed")
+    (row,) = data["rows"]
+    assert row["context"] == 256 and row["step_ms"] > 0 and row["bound_ms"] > 0
+    assert sorted(row["verify"]) == [str(n) for n in range(2, 9)]
+    assert row["loop_tokens_per_s"] > 0
