@@ -39,6 +39,7 @@ from core import gguf_model
 from core.config import DEFAULT_MODEL, DEFAULT_TARGET, SAME_AS_TARGET, TINY_MODEL, ModelConfig
 from core.decoding.fastlm import FastWeights
 from core.decoding.lm import COMPACT_ATTR
+from core.decoding.qlinear import COMPACT_WEIGHT
 from core.errors import ConfigError, ModelError, TokenizerMismatch
 from core.packaged import OFFLINE_MODELS, offline_gguf, offline_model
 from core.precision import Precision, cpu_has_bf16, resolve_precision
@@ -249,9 +250,19 @@ def _finish(
         context_window=_context_window(model, tokenizer),
         eos_ids=_eos_ids(model, tokenizer),
         has_chat_template=bool(tokenizer.chat_template),
-        parameters=sum(p.numel() for p in model.parameters()),
+        parameters=_parameters(model),
         load_seconds=time.perf_counter() - started,
     )
+
+
+def _parameters(model: PreTrainedModel) -> int:
+    """Parameter count, packed weights (an empty matrix plus `COMPACT_WEIGHT`) included."""
+    total = sum(p.numel() for p in model.parameters())
+    for module in model.modules():
+        packed = getattr(module, COMPACT_WEIGHT, None)
+        if packed is not None and module.weight.numel() == 0:
+            total += packed.shape[0] * packed.shape[1]
+    return int(total)
 
 
 def _load_pretrained(

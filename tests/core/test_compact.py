@@ -210,3 +210,11 @@ def test_compact_gguf_load_never_holds_the_dense_model() -> None:
         for x, y in ((a.qkv, b.qkv), (a.gate_up, b.gate_up), (a.down, b.down), (a.o, b.o)):
             assert type(x) is type(y) and torch.equal(x.dense(BF16), y.dense(BF16))
     assert torch.equal(fast.lm_head.dense(BF16), later.lm_head.dense(BF16))
+
+
+def test_packed_models_count_their_parameters() -> None:
+    from core.models import load_model
+
+    packed = load_model("smollm2-135m", device="cpu", precision="int4")
+    dense = load_model("smollm2-135m", device="cpu", precision="bfloat16")
+    assert packed.parameters == dense.parameters and packed.precision == "int4"

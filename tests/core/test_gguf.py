@@ -110,8 +110,9 @@ def test_conversion_in_a_fresh_cache(
     os.utime(stale, (time.time() - 7200,) * 2)
     stages: list[str] = []
     first = load_model(
-        str(smollm2_gguf), device="cpu", on_progress=lambda n, st, d, t: stages.append(st)
-    )
+        str(smollm2_gguf), device="cpu", precision="bfloat16",
+        on_progress=lambda n, st, d, t: stages.append(st),
+    )  # fmt: skip
     assert {"checking", "reading the tokenizer", "loading weights"} <= set(stages)
     sha = OFFLINE_MODELS["smollm2-135m"].sha256
     folder = parent / f"gguf-v1-{sha[:16]}"
@@ -119,8 +120,9 @@ def test_conversion_in_a_fresh_cache(
     assert not stale.exists() and fresh.exists()
     stages.clear()
     again = load_model(
-        str(smollm2_gguf), device="cpu", on_progress=lambda n, st, d, t: stages.append(st)
-    )
+        str(smollm2_gguf), device="cpu", precision="bfloat16",
+        on_progress=lambda n, st, d, t: stages.append(st),
+    )  # fmt: skip
     assert set(stages) == {"loading weights"}  # the hash is remembered, the folder reused
     ids = torch.tensor([[1, 504, 3458, 282]])
     with torch.no_grad():
