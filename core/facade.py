@@ -91,8 +91,9 @@ class Engine:
         self._live: _Live | None = None
         self._live_drafter: _Live | None = None  # the drafter's sequence, likewise
         # Learned verify-cost curves (n tokens -> ratio to a one-token step), per target
-        # model and context bucket, so each question starts from what earlier ones measured.
-        self._verify_costs: dict[tuple[str, int], dict[int, float]] = {}
+        # model, precision and context bucket, so each question starts from what earlier
+        # ones measured (int4's curve is steep, bf16's flat: docs/benchmarks.md).
+        self._verify_costs: dict[tuple[str, str, int], dict[int, float]] = {}
         # Char spans of the target prefix's tokens, per document set (KV-select drafter).
         self._token_spans: dict[tuple[str, ...], tuple[int, list[tuple[int, int]]]] = {}
         self.kv = KVStore(cache_dir() / "kv")
@@ -393,7 +394,7 @@ class Engine:
         detok = Detokenizer(lambda ids: str(tok.decode(ids, skip_special_tokens=True)))
         result = LoopResult(tokens=[])
         prompt_ids = target_prompt.ids
-        cost_key = (target.name, len(prompt_ids) // 2048)
+        cost_key = (target.name, target.precision, len(prompt_ids) // 2048)
         first_token_at = 0.0
         for ev in decode(
             seq, prompt_ids[-1], cfg,

@@ -260,7 +260,8 @@ def _parameters(model: PreTrainedModel) -> int:
     total = sum(p.numel() for p in model.parameters())
     for module in model.modules():
         packed = getattr(module, COMPACT_WEIGHT, None)
-        if packed is not None and module.weight.numel() == 0:
+        weight: Any = getattr(module, "weight", None)
+        if packed is not None and weight is not None and weight.numel() == 0:
             total += packed.shape[0] * packed.shape[1]
     return int(total)
 

@@ -157,12 +157,17 @@ class Int4Weight:
             base = zero - 8.0 * scale  # the stored grid's level 0
             codes = torch.round((wg - base[..., None]) / scale[..., None]).clamp_(0, 15)
             parts.append(cls.pack(codes.reshape(n, k).to(torch.uint8), scale, zero, dtype))
-        return parts[0] if len(parts) == 1 else concat(parts)
+        if len(parts) == 1:
+            return parts[0]
+        k = parts[0].shape[1]
+        packed = torch.cat([p.packed.view(-1, k, _BLOCK_N // 2) for p in parts])
+        return cls(packed.view(-1, k // 2), torch.cat([p.scales_zeros for p in parts], 1))
 
     def mm(self, x: Tensor) -> Tensor:
-        return torch.ops.aten._weight_int4pack_mm_for_cpu(
+        out: Tensor = torch.ops.aten._weight_int4pack_mm_for_cpu(
             x.contiguous(), self.packed, GROUP, self.scales_zeros
         )
+        return out
 
     def mm_long(self, x: Tensor) -> Tensor:
         return torch.mm(x, self.dense_t(x.dtype))
@@ -244,8 +249,8 @@ def concat(parts: list[Weight]) -> Weight:
     storage is concatenated as it is when every part has the same kind (the int4
     layout is separable by 64-row blocks), else the parts are re-quantized together."""
     first = parts[0]
-    if all(isinstance(p, Int4Weight) for p in parts):
-        int4 = [p for p in parts if isinstance(p, Int4Weight)]
+    int4 = [p for p in parts if isinstance(p, Int4Weight)]
+    if len(int4) == len(parts):
         k = first.shape[1]
         packed = torch.cat([p.packed.view(-1, k, _BLOCK_N // 2) for p in int4])
         return Int4Weight(packed.view(-1, k // 2), torch.cat([p.scales_zeros for p in int4], 1))
