@@ -117,7 +117,9 @@ class Rig:
             hf = self.target(input_ids=ids[None]).logits[0]  # type: ignore[operator]
         return float((fast - hf).abs().max())
 
-    def run(self, case: Case, max_new: int = 24, seed: int = 0) -> LoopResult:
+    def run(
+        self, case: Case, max_new: int = 24, seed: int = 0, use_lookup: bool = True
+    ) -> LoopResult:
         cfg = DecodeConfig(mode=case.mode, temperature=case.temperature, seed=seed,
                            max_new_tokens=max_new, gamma=4)  # fmt: skip
         tf = self.factories[self.target]
@@ -130,7 +132,8 @@ class Rig:
         drafter = lookup = None
         if cfg.speculative:
             drafter, d_ids = self._drafter(case, target)
-            lookup = LookupDrafter([d_ids], search_answer=cfg.effective_eta == 0)
+            if use_lookup:
+                lookup = LookupDrafter([d_ids], search_answer=cfg.effective_eta == 0)
         result = LoopResult(tokens=[])
         detok = Detokenizer(lambda toks: " ".join(map(str, toks)))
         for _ in decode(target, self.prompt[-1], cfg, vocab=VOCAB, eos_ids=frozenset({EOS}),

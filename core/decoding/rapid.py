@@ -209,6 +209,9 @@ def decode(
             return
         if target.length - calibrated_at >= RECALIBRATE_GROWTH:
             res.baseline_step_s = calibrate(target, last)
+            # The planner prices verifies against the baseline the draft step uses:
+            # with the old one, the untimed path would follow the machine's load.
+            plan.base = res.baseline_step_s
             calibrated_at = target.length
             yield Calibrated(target.length + 1, res.baseline_step_s, step_bytes(target))
         t0 = time.perf_counter()
