@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_dir, remove_stale, write_bytes
-from core.decoding.qlinear import COMPACT_WEIGHT, Weight, WeightKind, quantize
+from core.decoding.qlinear import COMPACT_WEIGHT, Weight, WeightKind, head_kind, quantize
 from core.errors import ModelError
 from core.gguf_quants import dequantize_tensor
 
@@ -302,10 +302,8 @@ def load(
 
 def _compact_kind(param: str, compact: WeightKind) -> WeightKind:
     """Storage of parameter `param`: projections in `compact`, the head in int8."""
-    if compact == "dense":
-        return "dense"
     if param == "lm_head.weight":
-        return "int8"
+        return head_kind(compact)
     return compact if param.endswith("_proj.weight") else "dense"
 
 

@@ -43,6 +43,7 @@ from core.decoding.qlinear import (
     Weight,
     WeightKind,
     concat,
+    head_kind,
     quantize,
 )
 
@@ -142,8 +143,7 @@ class FastWeights:
             delattr(head, COMPACT_WEIGHT)
         else:
             tied = head.weight is inner.embed_tokens.weight
-            kind: WeightKind = "int8" if weights != "dense" else "dense"
-            self.lm_head = quantize(head.weight.data, kind, self.dtype)
+            self.lm_head = quantize(head.weight.data, head_kind(weights), self.dtype)
             if weights != "dense" and not tied:
                 head.weight.data = torch.empty(0, dtype=self.dtype, device=self.device)
         self.compact = weights != "dense"

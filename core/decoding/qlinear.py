@@ -157,8 +157,12 @@ class Int4Weight:
             base = zero - 8.0 * scale  # the stored grid's level 0
             codes = torch.round((wg - base[..., None]) / scale[..., None]).clamp_(0, 15)
             parts.append(cls.pack(codes.reshape(n, k).to(torch.uint8), scale, zero, dtype))
-        if len(parts) == 1:
-            return parts[0]
+        return parts[0] if len(parts) == 1 else cls.stack(parts)
+
+    @classmethod
+    def stack(cls, parts: list[Int4Weight]) -> Int4Weight:
+        """The parts stacked along N without unpacking (the layout is separable by
+        64-row blocks)."""
         k = parts[0].shape[1]
         packed = torch.cat([p.packed.view(-1, k, _BLOCK_N // 2) for p in parts])
         return cls(packed.view(-1, k // 2), torch.cat([p.scales_zeros for p in parts], 1))
@@ -226,6 +230,13 @@ def _layout_ok() -> bool:
     return _LAYOUT[0]
 
 
+def head_kind(weights: WeightKind) -> WeightKind:
+    """Storage of the LM head for a model whose projections use `weights`: int8 for
+    either compact kind (the GGUFs keep the head at 6-8 bits, and the drafter slices
+    rows of it), else dense."""
+    return "dense" if weights == "dense" else "int8"
+
+
 def quantize(w: Tensor, kind: WeightKind, dtype: torch.dtype) -> Weight:
     """`w` in the storage `kind`, multiplying activations of `dtype`.
 
@@ -248,12 +259,9 @@ def concat(parts: list[Weight]) -> Weight:
     """The weights stacked along the output dimension (fused QKV, gate/up): packed
     storage is concatenated as it is when every part has the same kind (the int4
     layout is separable by 64-row blocks), else the parts are re-quantized together."""
-    first = parts[0]
     int4 = [p for p in parts if isinstance(p, Int4Weight)]
     if len(int4) == len(parts):
-        k = first.shape[1]
-        packed = torch.cat([p.packed.view(-1, k, _BLOCK_N // 2) for p in int4])
-        return Int4Weight(packed.view(-1, k // 2), torch.cat([p.scales_zeros for p in int4], 1))
+        return Int4Weight.stack(int4)
     if all(isinstance(p, Int8Weight) for p in parts):
         int8 = [p for p in parts if isinstance(p, Int8Weight)]
         return Int8Weight(torch.cat([p.q for p in int8]), torch.cat([p.scale for p in int8]))

@@ -27,18 +27,17 @@ NEAR_TIE = 1e-3
 pytestmark = pytest.mark.slow
 
 
+def _smollm2_fp32(fast_prefill: bool) -> Engine:
+    """SmolLM2 as its own drafter, float32 weights, documents read in bf16 or not."""
+    config = ModelConfig(target="smollm2-135m", drafter="same", device="cpu",
+                         precision="float32", fast_prefill=fast_prefill)  # fmt: skip
+    return Engine(config)
+
+
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     # Exact (fp32) prefill: the comparison is with HF's fp32 forward.
-    return Engine(
-        ModelConfig(
-            target="smollm2-135m",
-            drafter="same",
-            device="cpu",
-            precision="float32",
-            fast_prefill=False,
-        )
-    )
+    return _smollm2_fp32(fast_prefill=False)
 
 
 def test_sd_greedy_equals_generate(engine: Engine) -> None:
@@ -79,24 +78,8 @@ def test_sd_greedy_equals_generate(engine: Engine) -> None:
 
 
 def test_fast_prefill_gives_the_same_answer() -> None:
-    fast = Engine(
-        ModelConfig(
-            target="smollm2-135m",
-            drafter="same",
-            device="cpu",
-            precision="float32",
-            fast_prefill=True,
-        )
-    )
-    exact = Engine(
-        ModelConfig(
-            target="smollm2-135m",
-            drafter="same",
-            device="cpu",
-            precision="float32",
-            fast_prefill=False,
-        )
-    )
+    fast = _smollm2_fp32(fast_prefill=True)
+    exact = _smollm2_fp32(fast_prefill=False)
     cfg = DecodeConfig(mode="target", max_new_tokens=24)
     answers = []
     for engine in (fast, exact):
