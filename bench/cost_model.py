@@ -40,9 +40,9 @@ from typing import Any
 import roofline as rl  # bench/roofline.py: the script's folder is on sys.path
 import torch
 
-from core.decoding.drafters import trimmed_head_ids
 from core.decoding.fastlm import FastSequence
 from core.decoding.lm import Sequence, SequenceFactory
+from core.decoding.proposers import trimmed_head_ids
 from core.models import load_model
 
 CONTEXTS = (1024, 2048, 4096, 7680)

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 import torch
 
 from core.config import DecodeConfig, Mode
-from core.decoding.drafters import LookupDrafter, ModelDrafter
 from core.decoding.fastlm import FastSequence, FastWeights
 from core.decoding.lm import COMPACT_ATTR, SequenceFactory
+from core.decoding.lookup import LookupDrafter
+from core.decoding.loop import Detokenizer, LoopResult, decode
+from core.decoding.proposers import ModelDrafter
 from core.decoding.qlinear import WeightKind
-from core.decoding.rapid import Detokenizer, LoopResult, decode
 
 VOCAB = 512
 EOS = 2
@@ -133,12 +134,13 @@ class Rig:
         if cfg.speculative:
             drafter, d_ids = self._drafter(case, target)
             if use_lookup:
-                lookup = LookupDrafter([d_ids], search_answer=cfg.effective_eta == 0)
+                lookup = LookupDrafter(
+                    [d_ids], search_answer=cfg.effective_eta == 0, tail=self.prompt
+                )
         result = LoopResult(tokens=[])
         detok = Detokenizer(lambda toks: " ".join(map(str, toks)))
         for _ in decode(target, self.prompt[-1], cfg, vocab=VOCAB, eos_ids=frozenset({EOS}),
-                        detok=detok, drafter=drafter, lookup=lookup,
-                        prompt_tail=self.prompt, result=result):  # fmt: skip
+                        detok=detok, drafter=drafter, lookup=lookup, result=result):  # fmt: skip
             pass
         return result
 

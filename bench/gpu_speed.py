@@ -38,7 +38,7 @@ from core.bandwidth import bound_s, stream_bandwidth
 from core.config import DecodeConfig
 from core.decoding.fastlm import FastSequence, FastWeights
 from core.decoding.lm import step_bytes
-from core.decoding.rapid import Detokenizer, LoopResult, decode
+from core.decoding.loop import Detokenizer, LoopResult, decode
 
 QWEN_1_5B = dict(  # Qwen2.5-Coder-1.5B-Instruct's config.json, the parts that cost time
     vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,

@@ -19,11 +19,12 @@ import torch
 
 from core.bench import HFKind
 from core.config import MAX_GAMMA, DecodeConfig, IndexConfig, ModelConfig, default_budget
-from core.decoding.drafters import LookupDrafter, ModelDrafter, trimmed_head_ids
 from core.decoding.fastlm import FastSequence
 from core.decoding.lm import Sequence as LMSequence
 from core.decoding.lm import SequenceFactory
-from core.decoding.rapid import Detokenizer, LoopResult, decode
+from core.decoding.lookup import LookupDrafter
+from core.decoding.loop import Detokenizer, LoopResult, decode
+from core.decoding.proposers import ModelDrafter, trimmed_head_ids
 from core.embed import Embedder
 from core.errors import ConfigError, QuestionError
 from core.events import (
@@ -388,7 +389,9 @@ class Engine:
                     # 28 of 48 in the quality benchmark): look up in the passages only.
                     passages = d_ids[:-1] if select else d_ids[: len(drafter_prompt.prefix)]
                     sources = [passages, doc_ids_all]
-                lookup = LookupDrafter(sources, search_answer=cfg.effective_eta == 0)
+                lookup = LookupDrafter(
+                    sources, search_answer=cfg.effective_eta == 0, tail=target_prompt.ids
+                )
 
         # Decode.
         detok = Detokenizer(lambda ids: str(tok.decode(ids, skip_special_tokens=True)))
@@ -399,7 +402,7 @@ class Engine:
         for ev in decode(
             seq, prompt_ids[-1], cfg,
             vocab=int(target.model.config.vocab_size), eos_ids=frozenset(target.eos_ids),
-            detok=detok, drafter=model_drafter, lookup=lookup, prompt_tail=prompt_ids,
+            detok=detok, drafter=model_drafter, lookup=lookup,
             cancelled=self._cancel.is_set, result=result,
             cost_prior=self._verify_costs.get(cost_key),
         ):  # fmt: skip

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from core.config import DecodeConfig
-from core.decoding.drafters import LookupDrafter, ModelDrafter
 from core.decoding.fastlm import FastWeights
 from core.decoding.lm import HFSequence, Sequence, SequenceFactory
-from core.decoding.rapid import Detokenizer, LoopResult, decode
+from core.decoding.lookup import LookupDrafter
+from core.decoding.loop import Detokenizer, LoopResult, decode
+from core.decoding.proposers import ModelDrafter
 from core.events import DraftStep
 from core.models import LoadedModel, tiny_llama
 
@@ -67,7 +68,7 @@ def _run(
         dseq.forward(torch.tensor(ctx[:-1]), "none")
         md = ModelDrafter(dseq, fd.lm_head, f.vocab_size, None)
         md.pending = [ctx[-1]]
-    lk = LookupDrafter([prompt]) if lookup else None
+    lk = LookupDrafter([prompt], tail=prompt) if lookup else None
     res = LoopResult(tokens=[])
     steps = [
         ev
@@ -80,7 +81,6 @@ def _run(
             detok=Detokenizer(target.tokenizer.decode),
             drafter=md,
             lookup=lk,
-            prompt_tail=prompt,
             result=res,
         )
         if isinstance(ev, DraftStep)
@@ -201,7 +201,7 @@ def test_lookup_does_not_repeat_the_answer_under_eta() -> None:
     guarded.extend_answer([5, 6, 7, 8, 9])
     # After "7 8 9" the document continues "5 6 7 8": the draft stops before the "8"
     # that would complete "5 6 7 8", a 4-gram the answer already contains.
-    assert guarded.propose([7, 8, 9], 4) == [5, 6, 7]
+    assert guarded.match([7, 8, 9], 4) == [5, 6, 7]
     free = LookupDrafter([doc], search_answer=True)
     free.extend_answer([5, 6, 7, 8, 9])
-    assert free.propose([7, 8, 9], 4) == [5, 6, 7, 8]
+    assert free.match([7, 8, 9], 4) == [5, 6, 7, 8]

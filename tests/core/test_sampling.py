@@ -9,12 +9,24 @@ from __future__ import annotations
 
 import torch
 
+from core.decoding.rejection import Rules, Verdict, verify
 from core.decoding.sampling import rapid_target_probs, residual, tail_mask
-from core.decoding.verify import verify
 
 V = 6
 TRIALS = 12000
 TOL = 0.02  # total-variation distance; sampling noise at 12K trials is ~0.01
+
+
+def _verify(
+    drafts: list[int], q_prop: torch.Tensor, z: torch.Tensor, q_bonus: torch.Tensor | None,
+    *, temperature: float, eta: float, generator: torch.Generator | None = None,
+    stop_ids: torch.Tensor | None = None, q_aug: torch.Tensor | None = None,
+) -> Verdict:  # fmt: skip
+    """One round's verdict; the drafter model's q (`q_aug`) defaults to the proposal's."""
+    stop = stop_ids if stop_ids is not None else torch.zeros(0, dtype=torch.long)
+    rules = Rules(temperature, eta, 0.1, stop)
+    aug = q_prop if q_aug is None else q_aug
+    return verify(drafts, q_prop, aug, z, lambda: q_bonus, rules, generator or torch.Generator())
 
 
 def _dists() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -28,7 +40,9 @@ def _tv(counts: torch.Tensor, probs: torch.Tensor) -> float:
     return 0.5 * float((counts / counts.sum() - probs).abs().sum())
 
 
-def _run(eta: float, one_hot_draft: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _run(
+    eta: float, one_hot_draft: int | None = None, q_aug: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Empirical distributions of the first and (when accepted) second emitted token."""
     z, q, q_bonus = _dists()
     g = torch.Generator().manual_seed(1234)
@@ -41,8 +55,8 @@ def _run(eta: float, one_hot_draft: int | None = None) -> tuple[torch.Tensor, to
         else:
             d = one_hot_draft
             p_draft = torch.nn.functional.one_hot(torch.tensor([d]), V).float()
-        v = verify([d], p_draft, z, q_bonus if one_hot_draft is None else None,
-                   temperature=1.0, eta=eta, alpha=0.1, generator=g)  # fmt: skip
+        v = _verify([d], p_draft, z, q_bonus, temperature=1.0, eta=eta, generator=g,
+                    q_aug=q_aug)  # fmt: skip
         if v.accepted == 1:
             first[d] += 1
             second[v.token] += 1
@@ -71,12 +85,16 @@ def test_eta_positive_follows_p_hat_including_bonus() -> None:
     assert _tv(second, p[1]) > 3 * TOL  # a bonus drawn from p would fail
 
 
-def test_one_hot_draft_follows_p_hat() -> None:
-    z, _, _ = _dists()
-    first, _ = _run(eta=3.0, one_hot_draft=1)
-    _, p_hat = rapid_target_probs(z[:1], torch.nn.functional.one_hot(torch.tensor([1]), V).float(),
-                                  1.0, 3.0, 0.1)  # fmt: skip
+def test_one_hot_draft_follows_p_hat_of_the_drafter_model() -> None:
+    """A lookup draft (q_prop one-hot) is verified against p_hat built from the drafter
+    model's q at that position (issue 15, defect 2), not from the one-hot q."""
+    z, q, _ = _dists()
+    first, _ = _run(eta=3.0, one_hot_draft=1, q_aug=q[:1])
+    _, p_hat = rapid_target_probs(z[:1], q[:1], 1.0, 3.0, 0.1)
     assert _tv(first, p_hat[0]) < TOL
+    one_hot = torch.nn.functional.one_hot(torch.tensor([1]), V).float()
+    _, p_hat_one_hot = rapid_target_probs(z[:1], one_hot, 1.0, 3.0, 0.1)
+    assert _tv(first, p_hat_one_hot[0]) > 3 * TOL  # the old boost of the copied token
 
 
 def test_paper_residual_would_fail() -> None:
@@ -100,8 +118,8 @@ def test_greedy_is_evaluated_at_t1_and_does_not_collapse() -> None:
     z = torch.tensor([[3.0, 2.0, 0.0, 0.0]])
     q = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
     zz = torch.cat([z, z])
-    sd = verify([1], q, zz, None, temperature=0.0, eta=0.0, alpha=0.1, generator=None)
-    rapid = verify([1], q, zz, None, temperature=0.0, eta=5.0, alpha=0.1, generator=None)
+    sd = _verify([1], q, zz, None, temperature=0.0, eta=0.0)
+    rapid = _verify([1], q, zz, None, temperature=0.0, eta=5.0)
     assert sd.accepted == 0 and sd.token == 0 and sd.kind == "correction"
     assert rapid.accepted == 1 and rapid.kind == "bonus"
 
@@ -122,15 +140,13 @@ def test_eta_never_overrides_the_end_of_the_answer() -> None:
     z = torch.tensor([[1.0, 0.0, 0.0, 3.0], [0.0, 0.0, 0.0, 0.0]])
     q = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
     stop = torch.tensor([3])
-    free = verify([0], q, z, None, temperature=0.0, eta=5.0, alpha=0.1, generator=None)
-    held = verify([0], q, z, None, temperature=0.0, eta=5.0, alpha=0.1, generator=None,
-                  stop_ids=stop)  # fmt: skip
+    free = _verify([0], q, z, None, temperature=0.0, eta=5.0)
+    held = _verify([0], q, z, None, temperature=0.0, eta=5.0, stop_ids=stop)
     assert free.accepted == 1
     assert held.accepted == 0 and held.token == 3
     # Where the target does not want to stop, the stop rule changes nothing.
     z2 = torch.tensor([[3.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
     q2 = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
-    a = verify([1], q2, z2, None, temperature=0.0, eta=5.0, alpha=0.1, generator=None)
-    b = verify([1], q2, z2, None, temperature=0.0, eta=5.0, alpha=0.1, generator=None,
-               stop_ids=stop)  # fmt: skip
+    a = _verify([1], q2, z2, None, temperature=0.0, eta=5.0)
+    b = _verify([1], q2, z2, None, temperature=0.0, eta=5.0, stop_ids=stop)
     assert (a.accepted, a.token) == (b.accepted, b.token)
