@@ -384,10 +384,11 @@ class Engine:
                 if cfg.effective_eta == 0:
                     sources = [list(target_prompt.suffix), d_ids, doc_ids_all]
                 else:
-                    # Under eta a draft copied from the question is accepted as easily
-                    # as any other, and answers began by restating it ("Question: ...",
-                    # 28 of 48 in the quality benchmark): look up in the passages only.
-                    passages = d_ids[:-1] if select else d_ids[: len(drafter_prompt.prefix)]
+                    # Under eta answers began by restating the question ("Question:
+                    # ...", 28 of 48 in the quality benchmark): look up in the passages
+                    # only. (The KV-select drafter's own token list holds the question
+                    # too, so the passages come from its prompt in both contexts.)
+                    passages = drafter_prompt.ids[: len(drafter_prompt.prefix)]
                     sources = [passages, doc_ids_all]
                 lookup = LookupDrafter(
                     sources, search_answer=cfg.effective_eta == 0, tail=target_prompt.ids
@@ -397,7 +398,7 @@ class Engine:
         detok = Detokenizer(lambda ids: str(tok.decode(ids, skip_special_tokens=True)))
         result = LoopResult(tokens=[])
         prompt_ids = target_prompt.ids
-        cost_key = (target.name, target.precision, len(prompt_ids) // 2048)
+        cost_key = (target.key, target.precision, len(prompt_ids) // 2048)
         first_token_at = 0.0
         for ev in decode(
             seq, prompt_ids[-1], cfg,
@@ -434,7 +435,7 @@ class Engine:
         """A drafter sequence holding d_ids[:-1]: the last question's when its drafter
         context was the same (another mode or setting on the same question), else
         prefilled. None when cancelled."""
-        key = prefix_key(drafter.name + self._prefill_tag(drafter), drafter.dtype, d_ids)
+        key = prefix_key(drafter.key + self._prefill_tag(drafter), drafter.dtype, d_ids)
         live, self._live_drafter = self._live_drafter, None
         cached = 0
         if live is not None and live.key == key:
@@ -498,7 +499,7 @@ class Engine:
         """A target sequence holding prompt[:-1]: the prefix from the live sequence or
         the KV store when possible, else prefilled (and stored)."""
         f = self._factory(target)
-        key = prefix_key(target.name + self._prefill_tag(target), target.dtype, prompt.prefix)
+        key = prefix_key(target.key + self._prefill_tag(target), target.dtype, prompt.prefix)
         need = len(prompt) + cfg.max_new_tokens + cfg.gamma + 8
         live = self._live
         self._live = None  # invalid until this question's prefill completes

@@ -22,8 +22,10 @@ from torch import Tensor
 KV = tuple[Tensor, Tensor]
 
 
-def prefix_key(model_name: str, dtype: torch.dtype, prefix: Sequence[int]) -> str:
-    h = hashlib.sha256(f"{model_name}|{dtype}|".encode())
+def prefix_key(model_key: str, dtype: torch.dtype, prefix: Sequence[int]) -> str:
+    """The store's key for a prefix's KV: the model's content key (`LoadedModel.key`
+    plus how it runs), the dtype and the token ids."""
+    h = hashlib.sha256(f"{model_key}|{dtype}|".encode())
     h.update(torch.tensor(list(prefix), dtype=torch.int64).numpy().tobytes())
     return h.hexdigest()[:32]
 

@@ -14,6 +14,7 @@ import contextlib
 import copy
 import dataclasses
 import gc
+import hashlib
 import os
 import re
 import shutil
@@ -77,6 +78,9 @@ class LoadedModel:
     parameters: int
     load_seconds: float
     weights: str = "dense"  # "int4" / "int8": compact storage (core/precision.py)
+    # What the weights are, by content: the GGUF file's sha256, else a hash of the
+    # parameters. Caches of model outputs (the KV store) key on it, never on `name`.
+    key: str = ""
 
     @property
     def precision(self) -> str:
@@ -238,6 +242,7 @@ def _finish(
     device: torch.device,
     dtype: torch.dtype,
     started: float,
+    key: str = "",
 ) -> LoadedModel:
     _place(model, device, dtype)
     return LoadedModel(
@@ -252,7 +257,19 @@ def _finish(
         has_chat_template=bool(tokenizer.chat_template),
         parameters=_parameters(model),
         load_seconds=time.perf_counter() - started,
+        key=key or weights_key(model),
     )
+
+
+def weights_key(model: PreTrainedModel) -> str:
+    """sha256 of the parameters (names, dtypes, shapes, bytes): a model's content key
+    when no file hash names it (a model folder, a hub model, a test model)."""
+    h = hashlib.sha256()
+    for name, param in model.state_dict().items():
+        h.update(f"{name}|{param.dtype}|{tuple(param.shape)}|".encode())
+        data = param.detach().contiguous().cpu()
+        h.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return "weights:" + h.hexdigest()
 
 
 def _parameters(model: PreTrainedModel) -> int:
@@ -310,15 +327,16 @@ def _load_hub(spec: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTraine
 
 def _load_any(
     spec: str, precision: str, device: torch.device, on_status: StatusFn, on_progress: ProgressFn
-) -> tuple[str, PreTrainedModel, PreTrainedTokenizerBase, Precision]:
-    """(display name, model, tokenizer, precision) for any kind of spec; see `load_model`."""
+) -> tuple[str, PreTrainedModel, PreTrainedTokenizerBase, Precision, str]:
+    """(display name, model, tokenizer, precision, content key or "") for any kind of
+    spec; see `load_model`."""
     path = Path(spec).expanduser()
     source = _gguf_source(spec, on_progress)
     if source is not None:
         name, gguf, sha = source
         prec = resolve_precision(precision, device, quantized=True)
         _status(on_status, f"Loading {name} ({prec.label})…")
-        return name, *_load_gguf(name, gguf, sha, prec, on_progress), prec
+        return name, *_load_gguf(name, gguf, sha, prec, on_progress), prec, f"gguf:{sha}"
     prec = resolve_precision(precision, device)
     dtype = prec.dtype
     if path.is_file():
@@ -331,13 +349,13 @@ def _load_any(
         _status(on_status, f"Loading {path.name} ({dtype})…")
         try:
             with _hub_offline():
-                return path.name, *_load_pretrained(str(path), dtype, local_only=True), prec
+                return path.name, *_load_pretrained(str(path), dtype, local_only=True), prec, ""
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ModelError(f"Could not load a causal language model from {path}: {err}") from err
     if spec.lower().endswith(".gguf") or not _HUB_ID.match(spec):
         raise ModelError(f"No such file or folder: {path}. Give {_SPEC_KINDS}.")
     _status(on_status, f"Loading {spec} ({dtype})…")
-    return spec.rsplit("/", 1)[-1], *_load_hub(spec, dtype), prec
+    return spec.rsplit("/", 1)[-1], *_load_hub(spec, dtype), prec, ""
 
 
 def load_model(
@@ -358,8 +376,10 @@ def load_model(
     torch_device = resolve_device(device)
     resolve_precision(precision, torch_device)  # an unknown or impossible one fails first
     _large_blocks_from_the_os()
-    name, model, tokenizer, prec = _load_any(spec, precision, torch_device, on_status, on_progress)
-    loaded = _finish(spec, name, model, tokenizer, torch_device, prec.dtype, started)
+    name, model, tokenizer, prec, key = _load_any(
+        spec, precision, torch_device, on_status, on_progress
+    )
+    loaded = _finish(spec, name, model, tokenizer, torch_device, prec.dtype, started, key)
     if prec.weights == "dense" or not FastWeights.supports(model):
         return loaded
     _status(on_status, f"Packing {name} into {prec.weights} weights…")

@@ -244,3 +244,57 @@ def test_ask_across_the_library_without_a_pdf(
     hits = engine.search("When does the ferry leave?", 1)
     assert hits[0].ref.title == "ferry"
     engine.close()
+
+
+def test_kv_store_is_keyed_by_model_content_not_name(
+    tiny_model_dir: Path, pdf: Path, tmp_path: Path
+) -> None:
+    """Issue 15, defect 4: two different models in folders of the same name must not
+    reuse each other's document KV from the disk store (it was keyed by the name)."""
+    from core.models import tiny_llama
+
+    other = tiny_llama(seed=7)
+    folder = tmp_path / "elsewhere" / tiny_model_dir.name  # same display name
+    other.model.save_pretrained(folder)
+    other.tokenizer.save_pretrained(folder)
+    first = Engine(_tiny(tiny_model_dir))
+    _ask(first, pdf, mode="target", max_new_tokens=12)  # stores the document's KV
+    second = Engine(_tiny(folder))
+    fin, events = _ask(second, pdf, mode="target", max_new_tokens=12)
+    assert _cached(events) == 0  # nothing of the other model's KV was reused
+    # the same model in a new engine does reuse its own KV
+    _, again = _ask(Engine(_tiny(tiny_model_dir)), pdf, mode="target", max_new_tokens=12)
+    assert _cached(again) > 0
+    second.clear_kv_cache(disk=True)
+    fresh, _ = _ask(second, pdf, mode="target", max_new_tokens=12)
+    assert fin.answer == fresh.answer
+
+
+def test_lookup_under_eta_reads_only_the_passages(
+    tiny_model_dir: Path, pdf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15, defect 3: under eta > 0 lookup drafts come from the retrieved passages
+    and the document, never the question, in both drafter contexts (the KV-select
+    drafter's token list included the question)."""
+    import core.facade as facade
+
+    seen: list[list[list[int]]] = []
+    real = facade.LookupDrafter
+
+    def spy(sources: list[list[int]], **kw: object) -> object:
+        seen.append([list(s) for s in sources])
+        return real(sources, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(facade, "LookupDrafter", spy)
+    engine = Engine(_tiny(tiny_model_dir))
+    question = "Did quokka marmalade zeppelins visit Ostrava?"
+    for drafter_kv in ("select", "prefill"):
+        cfg = DecodeConfig(mode="rapid", eta=5.0, max_new_tokens=4, drafter_kv=drafter_kv)
+        list(engine.ask(question, [pdf], cfg))
+        assert engine.target is not None
+        q_ids = engine.target.tokenizer.encode(" marmalade zeppelins", add_special_tokens=False)
+        passages = seen[-1][0]
+        n = len(q_ids)
+        grams = {tuple(passages[i : i + n]) for i in range(len(passages) - n + 1)}
+        assert tuple(q_ids) not in grams, drafter_kv
+    assert len(seen) == 2
