@@ -61,7 +61,8 @@ BENCH_MODES = (*MODES, "hf-generate", "hf-lookup", "hf-assisted")
 DEFAULT_BENCH_MODES = "target,sd,rapid,hf-generate,hf-lookup"
 DEFAULT_SWEEP_MODES = "target,sd,rapid"  # bench speed --contexts
 _PROJECT = Path(__file__).resolve().parent.parent
-QA_SETS_DIR = _PROJECT / "bench" / "qa"  # every *.jsonl there is the default set
+QA_SETS_DIR = _PROJECT / "bench" / "qa"  # every *.jsonl there is the default set...
+QA_MADE_SETS = ("long.jsonl", "needle.jsonl")  # ...but these, whose PDFs a script makes
 ISSUES_HINT = "This is a bug in RapidQA; please report it with the command you ran"
 
 # ANSI colours of the streamed answer (draft tokens the target accepted, the target's
@@ -391,6 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=V1,V2,...",
         help="instead of --modes: target, then rapid at each value (eta=0,1,5,10,20 or "
         "gamma=2,4,6,8)",
+    )
+    quality.add_argument(
+        "--table1",
+        action="store_true",
+        help="instead of --modes: the RAPID paper's Table 1 on the target/drafter pair "
+        "(LC, RAG, SD, RAPID self, downward, and upward with the drafter as target)",
     )
     quality.add_argument(
         "--modes",
@@ -923,19 +930,35 @@ def _iso(timestamp: float) -> str:
 def _cmd_bench_quality(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from core import api
 
-    sets = args.sets or sorted(QA_SETS_DIR.glob("*.jsonl"))
+    sets = args.sets or sorted(p for p in QA_SETS_DIR.glob("*.jsonl") if p.name not in QA_MADE_SETS)
     items = api.pick([item for path in sets for item in api.load_qa_set(path)], args.subset)
     decode = _bench_decoding(args, max_new_tokens=args.max_new_tokens)
-    variants = (
-        api.sweep_variants(args.sweep, decode) if args.sweep
-        else api.mode_variants(args.modes, decode)
-    )  # fmt: skip
     folders = args.docs or list(QA_DOC_FOLDERS)
     engine = _engine_for(args)
-    return _run_bench(
-        engine, lambda log: api.run_quality_bench(engine, items, folders, variants, log=log),
-        args.json, api.quality_to_json, api.format_quality, out, err,
-    )  # fmt: skip
+    if args.table1:
+        variants = api.table1_variants(decode, engine.models_cfg)
+    elif args.sweep:
+        variants = api.sweep_variants(args.sweep, decode)
+    else:
+        variants = api.mode_variants(args.modes, decode)
+    engines: dict[Any, Any] = {engine.models_cfg: engine}
+
+    def engine_for(models: ModelConfig) -> Any:  # one engine per model pair, kept
+        if models not in engines:
+            engines[models] = make_engine(models, engine.index_cfg)
+        return engines[models]
+
+    def run(log: Callable[[str], None]) -> Any:
+        return api.run_quality_bench(
+            engine, items, folders, variants, log=log, engine_for=engine_for
+        )
+
+    try:
+        return _run_bench(engine, run, args.json, api.quality_to_json, api.format_quality, out, err)
+    finally:
+        for other in engines.values():
+            if other is not engine:
+                other.close()
 
 
 def _context_list(text: str) -> list[int]:

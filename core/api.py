@@ -21,6 +21,7 @@ from core.bench_quality import (
     quality_to_json,
     run_quality_bench,
     sweep_variants,
+    table1_variants,
 )
 from core.index import DocumentInfo, default_library_dir
 from core.quality import load_qa_set
@@ -35,6 +36,7 @@ __all__ = [  # re-exported: app/ may import only core.api (and events, config, e
     "context_sweep_to_json", "default_library_dir", "format_context_table", "format_quality",
     "format_table", "load_qa_set", "mode_variants", "pick", "quality_to_json", "report_to_json",
     "run_context_sweep", "run_quality_bench", "run_speed_bench", "sweep_variants",
+    "table1_variants",
 ]  # fmt: skip
 
 

@@ -1,7 +1,9 @@
 """`rapidqa bench quality`: decoding modes (or one setting swept) on labelled questions.
 
-Each question is asked once per variant (a mode, or `rapid` at one eta or gamma)
-about its own document, added to the library first, once. What repeats is read once:
+Each question is asked once per variant (a mode, `rapid` at one eta or gamma, or a
+row of the RAPID paper's Table 1 with its own model pair) about its own document,
+added to the library first, once. Variants with another model pair run on their own
+engine (`engine_for`), in the same process. What repeats is read once:
 
 - per question, the variants run target-context modes first and `rag` last, so the
   target's prefilled context (the document, or its best sections when it is longer
@@ -11,8 +13,9 @@ about its own document, added to the library first, once. What repeats is read o
   question (the engine's KV store keys it by the document prefix).
 
 Scores: accuracy and token F1 (core/quality.py), answer length, acceptance and mean
-accepted length, and decode speed as a ratio to `target` on the same questions; for
-all questions and split by whether the document fits the target's window.
+accepted length, and decode speed as a ratio to the target-only run of the same target
+model on the same questions; for all questions and split by whether the document fits
+the target's window.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from core.bench import fmt_optional, fmt_percent
-from core.config import MAX_GAMMA, MODES, DecodeConfig, Mode
+from core.config import MAX_GAMMA, MODES, SAME_AS_TARGET, DecodeConfig, Mode, ModelConfig
 from core.errors import ConfigError
 from core.events import Event, Finished, Retrieved
 from core.quality import ModeSummary, QAItem, QASetError, Scored, score, summarise
@@ -42,6 +45,8 @@ _PACKAGES = (
     ("/usr/share/doc/gnuplot", "gnuplot-doc"),
     ("/usr/share/texlive/", "texlive-latex-base-doc texlive-latex-recommended-doc"),
 )
+# Sets whose documents a script makes (page ranges of the manuals, needles in them).
+_MADE_BY = (("long-", "bench/qa/long_docs.py"), ("needle-", "bench/qa/needle.py"))
 
 
 class QualityEngine(Protocol):
@@ -58,6 +63,32 @@ class Variant:
 
     label: str
     decode: DecodeConfig
+    models: ModelConfig | None = None  # None: the engine's own pair
+    baseline: str = BASELINE  # the target-only variant its speed is compared with
+
+
+def table1_variants(base: DecodeConfig, pair: ModelConfig) -> list[Variant]:
+    """The RAPID paper's Table 1 on a target/drafter pair: LC (the target alone), RAG
+    (the target on the retrieved passages), SD (eta 0), RAPID with the target drafting
+    for itself, RAPID downward (the smaller drafter), and upward speculation: the
+    small model as the long-context target with the large one drafting from the
+    passages, against the small model alone."""
+    if pair.drafter == SAME_AS_TARGET:
+        raise ConfigError("Table 1 needs a drafter other than the target: give --drafter.")
+    small = replace(pair, target=pair.drafter, drafter=SAME_AS_TARGET)
+    small_lc = f"target ({pair.drafter})"
+    return [
+        Variant(BASELINE, replace(base, mode="target")),
+        Variant("rag", replace(base, mode="rag")),
+        Variant("sd", replace(base, mode="sd")),
+        Variant("rapid self", replace(base, mode="rapid"), replace(pair, drafter=SAME_AS_TARGET)),
+        Variant("rapid down", replace(base, mode="rapid")),
+        Variant(small_lc, replace(base, mode="target"), small, small_lc),
+        Variant(
+            "rapid up", replace(base, mode="rapid"),
+            replace(pair, target=pair.drafter, drafter=pair.target), small_lc,
+        ),
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -132,6 +163,7 @@ def resolve_documents(items: Sequence[QAItem], folders: Sequence[Path]) -> dict[
     found: dict[str, Path] = {}
     missing: list[str] = []
     packages: set[str] = set()
+    scripts: set[str] = set()
     for doc in dict.fromkeys(i.doc for i in items):
         path = Path(doc)
         candidates = [path] if path.is_absolute() else [f / path for f in folders]
@@ -140,12 +172,19 @@ def resolve_documents(items: Sequence[QAItem], folders: Sequence[Path]) -> dict[
             found[doc] = hit
             continue
         missing.append(doc)
-        packages |= {pkg for c in candidates for pre, pkg in _PACKAGES if str(c).startswith(pre)}
+        made = {script for prefix, script in _MADE_BY if path.name.startswith(prefix)}
+        scripts |= made
+        if not made:
+            packages |= {
+                pkg for c in candidates for pre, pkg in _PACKAGES if str(c).startswith(pre)
+            }
     if missing:
         where = ", ".join(str(f) for f in folders) or "the given paths"
         install = " Add them"
         if packages:
             install = f" Install them (apt-get install {' '.join(sorted(packages))})"
+        if scripts:
+            install = f" Make them (python {' and python '.join(sorted(scripts))})"
         raise QASetError(
             f"{len(missing)} document(s) of the set are not in {where}: {', '.join(missing)}."
             f"{install} or point --docs at their folder."
@@ -160,20 +199,31 @@ def run_quality_bench(
     variants: Sequence[Variant],
     *,
     log: Callable[[str], None] | None = None,
+    engine_for: Callable[[ModelConfig], QualityEngine] | None = None,
 ) -> QualityReport:
-    """Ask every item with every variant (see the module docstring for the order)."""
+    """Ask every item with every variant (see the module docstring for the order).
+    `engine_for` gives the engine of a variant with its own model pair."""
     say = log if log is not None else (lambda _line: None)
     if not variants or variants[0].label != BASELINE:
         raise ConfigError("The first variant must be the target-only baseline.")
     pdfs = resolve_documents(items, folders)
     # rag reads another target context: run it last so the others share one prefill.
-    run_order = sorted(variants, key=lambda v: v.decode.mode == "rag")
+    # Variants of one pair run together, rag last in each.
+    pairs = list(dict.fromkeys(v.models for v in variants))
+    run_order = sorted(variants, key=lambda v: (pairs.index(v.models), v.decode.mode == "rag"))
+    if engine_for is None and any(v.models is not None for v in variants):
+        raise ConfigError("Variants with their own model pair need `engine_for`.")
     t0 = time.perf_counter()
     answers: list[Answered] = []
     for n, item in enumerate(items, start=1):
         mine: dict[str, Answered] = {}
         for variant in run_order:
-            finished, group = _answer(engine, item, pdfs[item.doc], variant.decode)
+            eng = (
+                engine
+                if variant.models is None or engine_for is None
+                else engine_for(variant.models)
+            )
+            finished, group = _answer(eng, item, pdfs[item.doc], variant.decode)
             mine[variant.label] = Answered(
                 score(
                     item, variant.label, finished.answer, finished.new_tokens,
@@ -188,6 +238,9 @@ def run_quality_bench(
                         for v in variants)
         )  # fmt: skip
     summary, speed = _rows(answers)
+    for v in variants:
+        if v.baseline not in speed:
+            raise ConfigError(f"{v.label}: no target-only variant {v.baseline!r} to compare.")
     groups: dict[Group, tuple[tuple[ModeSummary, ...], dict[str, float]]] = {}
     for group in GROUP_TITLES:
         subset = [a for a in answers if a.group == group]
@@ -225,8 +278,10 @@ def _answer(
     return finished, group
 
 
-def _table(summary: Sequence[ModeSummary], speed: dict[str, float]) -> list[str]:
-    base = speed.get(BASELINE, 0.0)
+def _table(
+    summary: Sequence[ModeSummary], speed: dict[str, float], variants: Sequence[Variant]
+) -> list[str]:
+    baseline = {v.label: v.baseline for v in variants}
     lines = [
         "| mode | questions | accuracy | token F1 | answer tokens | acceptance "
         "| accepted/round | tok/s | vs target |",
@@ -234,9 +289,12 @@ def _table(summary: Sequence[ModeSummary], speed: dict[str, float]) -> list[str]
     ]
     for row in summary:
         tps = speed.get(row.mode, 0.0)
+        base = speed.get(baseline.get(row.mode, BASELINE), 0.0)
         acc = fmt_percent(row.acceptance_rate)
         mal = fmt_optional(row.mean_accepted_length, ".2f")
         ratio = f"{tps / base:.2f}x" if base else "-"
+        if baseline.get(row.mode, BASELINE) != BASELINE:
+            ratio += f" (vs {baseline[row.mode]})"
         lines.append(
             f"| {row.mode} | {row.questions} | {row.accuracy:.0%} | {row.f1:.3f} | "
             f"{row.mean_answer_tokens:.1f} | {acc} | {mal} | {tps:.1f} | {ratio} |"
@@ -246,10 +304,11 @@ def _table(summary: Sequence[ModeSummary], speed: dict[str, float]) -> list[str]
 
 def format_quality(report: QualityReport) -> str:
     """The table over all questions, then one per document group (when both occur)."""
-    lines = _table(report.summary, report.tokens_per_s)
+    lines = _table(report.summary, report.tokens_per_s, report.variants)
     if len(report.groups) > 1:
         for group, (summary, speed) in report.groups.items():
-            lines += ["", f"{GROUP_TITLES[group]}:", "", *_table(summary, speed)]
+            table = _table(summary, speed, report.variants)
+            lines += ["", f"{GROUP_TITLES[group]}:", "", *table]
     minutes = report.seconds / 60
     lines += ["", f"{len(report.answers)} answers in {minutes:.1f} min."]
     return "\n".join(lines)
@@ -258,16 +317,22 @@ def format_quality(report: QualityReport) -> str:
 def _summary_json(
     summary: Sequence[ModeSummary], speed: dict[str, float], variants: Sequence[Variant]
 ) -> dict[str, Any]:
-    settings = {v.label: v.decode for v in variants}
+    settings = {v.label: v for v in variants}
     out: dict[str, Any] = {}
     for row in summary:
-        cfg = settings[row.mode]
+        variant = settings[row.mode]
+        cfg = variant.decode
+        base = speed.get(variant.baseline, 0.0)
         out[row.mode] = {
             **asdict(row),
             "tokens_per_s": speed.get(row.mode, 0.0),
             "decode_mode": cfg.mode,
             "eta": cfg.effective_eta,
             "gamma": cfg.gamma,
+            "baseline": variant.baseline,
+            "speed_vs_baseline": speed.get(row.mode, 0.0) / base if base else None,
+            "target": variant.models.target if variant.models else None,
+            "drafter": variant.models.drafter if variant.models else None,
         }
     return out
 

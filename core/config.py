@@ -15,6 +15,9 @@ QA_DOC_FOLDERS: tuple[Path, ...] = (
     Path("/usr/share/doc/gnuplot"),  # gnuplot-doc
     Path("/usr/share/texlive/texmf-dist/doc/latex"),  # texlive-latex-{base,recommended}-doc
     Path(__file__).resolve().parent.parent / "resources" / "sample",
+    # made by bench/qa/long_docs.py and bench/qa/needle.py (long.jsonl, needle.jsonl)
+    Path.home() / ".cache" / "rapidqa" / "long-docs",
+    Path.home() / ".cache" / "rapidqa" / "needle",
 )
 
 # Offline models by short name (core/packaged.py): the default pair reads 32K tokens.

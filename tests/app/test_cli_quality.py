@@ -101,3 +101,30 @@ def test_missing_documents_say_what_to_install(
     assert code == 1
     err = capsys.readouterr().err
     assert "R-nowhere.pdf" in err and str(tmp_path) in err and "--docs" in err
+
+
+def test_table1_runs_each_pair_in_one_process(
+    bench_argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--table1: LC, RAG, SD, RAPID self / downward, and upward speculation with the
+    drafter as the long-context target, each compared with its own target's speed."""
+    from core.models import tiny_llama
+
+    other = tiny_llama(seed=3)
+    small = tmp_path / "small-model"
+    other.model.save_pretrained(small)
+    other.tokenizer.save_pretrained(small)
+    assert cli.main([*bench_argv, "--drafter", str(small), "--table1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    small_lc = f"target ({small})"
+    assert list(data["modes"]) == [
+        "target", "rag", "sd", "rapid self", "rapid down", small_lc, "rapid up"
+    ]  # fmt: skip
+    modes = data["modes"]
+    assert modes["rapid up"]["baseline"] == small_lc and modes["sd"]["baseline"] == "target"
+    assert modes["rapid up"]["target"] == str(small)
+    assert modes["rapid self"]["drafter"] == "same"
+    assert all(m["speed_vs_baseline"] > 0 for m in modes.values())
+    assert len(data["results"]) == 2 * 7
+    assert cli.main([*bench_argv, "--table1"]) != 0  # the drafter is the target itself
+    assert "needs a drafter" in capsys.readouterr().err
