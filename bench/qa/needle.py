@@ -291,12 +291,15 @@ def build(spec: Spec, seed: int, count: Callable[[str], int], used: set[str]) ->
 
 
 def rows(built: Built) -> list[dict[str, object]]:
-    """The question-set lines of a document (bench/qa/README.md's format)."""
+    """The question-set lines of a document (bench/qa/README.md's format): the two-hop
+    needle first, then the single ones by depth, so that `--subset 8` (every other
+    line) asks the two-hop and the mid-document needle of each document."""
     stem = Path(built.spec.name).stem
+    order = sorted(built.needles, key=lambda n: (n.kind != "multi-hop", n.depth))
     return [{"id": f"{stem}-{round(n.depth * 100):02d}", "doc": built.spec.name,
              "question": n.question, "answer": n.answer, "refs": list(n.refs),
              "evidence": n.text, "page": built.placed[n.text][0]}
-            for n in built.needles]  # fmt: skip
+            for n in order]  # fmt: skip
 
 
 def _write(path: Path, data: bytes) -> None:
