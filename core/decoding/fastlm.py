@@ -39,6 +39,7 @@ from core.decoding.kernels import (
 )
 from core.decoding.qlinear import (
     COMPACT_WEIGHT,
+    KERNEL_ROWS,
     DenseWeight,
     Weight,
     WeightKind,
@@ -337,7 +338,8 @@ class FastSequence:
         chunks = range(0, n, chunk)
         steps = len(layers) * len(chunks)
         for i, layer in enumerate(layers):
-            dense = layer.dense(cdt)
+            # a short block (a question) runs the packed kernels: no dequantization
+            dense = layer.dense(cdt) if n > KERNEL_ROWS else layer
             for j, c in enumerate(chunks):
                 part = slice(c, min(c + chunk, n))
                 h[part] = self._layer(i, dense, h[part], start + c, cos[part], sin[part], cdt)

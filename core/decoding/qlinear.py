@@ -30,6 +30,11 @@ COMPACT_WEIGHT = "rapidqa_weight"  # an nn.Linear's packed weight, set by a comp
 GROUP = 32  # int4 group size: inputs sharing one scale and zero
 _INNER_K_TILES = 8  # the packing's K tiling (K must be a multiple of 16 * this)
 _BLOCK_N = 64  # rows per packed block in the CPU int4 layout (checked by `_layout_ok`)
+# Blocks of up to this many rows (a question, a verify) run the packed kernels; a
+# longer block dequantizes the matrix for one bf16 GEMM. Dequantizing costs about as
+# much as a bf16 prefill of 512 tokens, and the int4 kernel runs a 512-row block 2.4x
+# slower than bf16 (docs/benchmarks.md, "Compact weights"): the crossover is near 400.
+KERNEL_ROWS = 256
 
 
 class Weight(Protocol):
@@ -100,6 +105,8 @@ class Int8Weight:
         return torch._weight_int8pack_mm(x.contiguous(), self.q, self.scale)
 
     def mm_long(self, x: Tensor) -> Tensor:
+        if x.shape[0] <= KERNEL_ROWS:
+            return self.mm(x)
         return F.linear(x, self.dense(x.dtype))
 
     def dense(self, dtype: torch.dtype) -> Tensor:
@@ -174,6 +181,8 @@ class Int4Weight:
         return out
 
     def mm_long(self, x: Tensor) -> Tensor:
+        if x.shape[0] <= KERNEL_ROWS:
+            return self.mm(x)
         return torch.mm(x, self.dense_t(x.dtype))
 
     def codes_t(self, dtype: torch.dtype = torch.uint8) -> Tensor:

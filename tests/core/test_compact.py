@@ -19,7 +19,15 @@ import torch
 
 from bench.gpu_checks import Rig, run_checks, tiny_qwen
 from core.decoding.fastlm import FastSequence, FastWeights
-from core.decoding.qlinear import GROUP, DenseWeight, Int4Weight, Int8Weight, concat, quantize
+from core.decoding.qlinear import (
+    GROUP,
+    KERNEL_ROWS,
+    DenseWeight,
+    Int4Weight,
+    Int8Weight,
+    concat,
+    quantize,
+)
 
 BF16 = torch.bfloat16
 
@@ -95,17 +103,21 @@ def test_compact_model_is_its_dequantized_model(kind: str) -> None:
         for mod, mat in pairs:
             mod.weight.data = mat.to(BF16)
     oracle.lm_head.weight.data = w.lm_head.dense(BF16)  # type: ignore[attr-defined]
-    ids = torch.randint(3, 500, (40,), generator=torch.Generator().manual_seed(1))
+    n = KERNEL_ROWS + 60
+    ids = torch.randint(3, 500, (n,), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         want = oracle(input_ids=ids[None]).logits[0].float()  # type: ignore[operator]
-    seq = FastSequence(w, 64)
-    prefill = seq.forward(ids[:32], "all").float()  # long block: dequantized GEMM
-    steps = torch.cat([seq.forward(ids[i : i + 1], "all").float() for i in range(32, 40)])
-    got = torch.cat([prefill, steps])
+    seq = FastSequence(w, n + 8)
+    long = KERNEL_ROWS + 20
+    prefill = seq.forward(ids[:long], "all").float()  # a long block: dequantized GEMM
+    block = seq.forward(ids[long : n - 8], "all").float()  # a question: packed kernel
+    steps = torch.cat([seq.forward(ids[i : i + 1], "all").float() for i in range(n - 8, n)])
+    got = torch.cat([prefill, block, steps])
     rel = (got - want).norm(dim=-1) / want.norm(dim=-1)
     # Two bf16 computations of one model: this random model amplifies bf16 rounding to
-    # ~3% of the logits' norm (the dense bf16 fast path vs HF shows the same spread).
-    assert float(rel.max()) < 0.06, rel
+    # ~3% of the logits' norm (the dense bf16 fast path vs HF shows the same spread),
+    # up to ~7% at the worst of 300 positions; a wrong weight gives ~100%.
+    assert float(rel.mean()) < 0.04 and float(rel.max()) < 0.1, rel
     assert float((got.argmax(-1) == want.argmax(-1)).float().mean()) >= 0.9
 
 
