@@ -43,7 +43,7 @@ import torch
 from core.decoding.fastlm import FastSequence
 from core.decoding.lm import Sequence, SequenceFactory
 from core.decoding.proposers import trimmed_head_ids
-from core.models import load_model
+from core.models.loading import load_model
 
 CONTEXTS = (1024, 2048, 4096, 7680)
 QUICK_CONTEXTS = (1024, 4096)

@@ -1,7 +1,7 @@
 """The longest event-loop stall of the main window while the engine works.
 
 A timer on the GUI thread ticks every 5 ms; a late tick is time the window could
-not respond (see app/stall.py). Phases, each with the real engine on its worker
+not respond (see app/gui/stall.py). Phases, each with the real engine on its worker
 thread and a fresh library:
 
   idle      the window open, nothing running (the floor of this machine)
@@ -46,9 +46,9 @@ def main() -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from app import theme
-    from app.gui import build
-    from app.stall import StallMeter
+    from app.gui import theme
+    from app.gui.launch import build
+    from app.gui.stall import StallMeter
 
     work = Path(tempfile.mkdtemp(prefix="rapidqa-stall-"))
     os.environ["RAPIDQA_LIBRARY"] = str(work / "library")
@@ -81,18 +81,18 @@ def main() -> int:
 
     t_idle = time.monotonic()
     window, worker = build(store, library=work / "library")
-    gc.freeze()  # as app.gui.run_gui does
+    gc.freeze()  # as app.gui.launch.run_gui does
     window.resize(1520, 920)
     window.show()
 
     def idle() -> bool:
-        return not worker.busy and not window._runs
+        return not worker.busy and not window.jobs.in_flight
 
     run_phase("load", idle)  # list, sample added, models loaded
     t_idle = time.monotonic()
     run_phase("idle", lambda: time.monotonic() - t_idle > 5.0)
 
-    window.add_documents([args.pdf])
+    window.library_ctl.add_documents([args.pdf])
     t_index = time.monotonic()
     scroll = getattr(window.pdf, "_scroll", None)
     direction = [1]
@@ -108,9 +108,8 @@ def main() -> int:
     run_phase("index", lambda: time.monotonic() - t_index > args.index_seconds or idle(),
               scroll_view)  # fmt: skip
     t_cancel = time.monotonic()
-    for job, run in list(window._runs.items()):
-        if run.kind == "add":
-            worker.cancel(job)
+    for key in window.library_ctl.adding():
+        window.library_ctl.cancel_add(key)
     run_phase("cancel", idle)
     cancel_s = time.monotonic() - t_cancel
 
@@ -118,7 +117,7 @@ def main() -> int:
     window.library.select([sample.doc_id])
     window.ask.set_question("When was the Harrow Point light first exhibited?")
     window.ask.ask_button.click()
-    run_phase("answer", lambda: idle() and window._answer_job is None)
+    run_phase("answer", lambda: idle() and not window.answer_ctl.answering)
     tokens = sum(window.answer.counts().values())
     window.close()
 

@@ -32,17 +32,17 @@ DEFAULT_PDF = Path("/usr/share/R/doc/manual/fullrefman.pdf")
 
 
 def _chunking() -> tuple[object, object]:
-    from core.index import Chunking, tokenizer_id
-    from core.models import counting_tokenizer, load_tokenizer
+    from core.library.schema import Chunking, tokenizer_id
+    from core.models.loading import counting_tokenizer, load_tokenizer
 
     tok = counting_tokenizer(load_tokenizer("default"))
     return Chunking(tokenizer_id(tok)), tok
 
 
 def phase_encode(pdf: Path) -> dict[str, float]:
-    from core.embed import Embedder
-    from core.index import Library
-    from core.ingest import read_pdf
+    from core.library.embed import Embedder
+    from core.library.store import Library
+    from core.pdf.reader import read_pdf
 
     chunking, tok = _chunking()
     doc = read_pdf(pdf)
@@ -60,8 +60,8 @@ def phase_encode(pdf: Path) -> dict[str, float]:
 
 
 def phase_ingest(pdf: Path) -> dict[str, float]:
-    from core.embed import Embedder
-    from core.index import Library
+    from core.library.embed import Embedder
+    from core.library.store import Library
 
     chunking, tok = _chunking()
     with tempfile.TemporaryDirectory() as tmp:

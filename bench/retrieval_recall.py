@@ -54,9 +54,10 @@ def main() -> None:
     ks = [int(k) for k in args.k.split(",")]
     questions = [json.loads(line) for line in args.set.read_text().splitlines() if line.strip()]
 
-    from core.index import Chunking, Library, tokenizer_id
-    from core.models import counting_tokenizer, load_tokenizer
-    from core.retrieve import Retriever
+    from core.library.retrieve import Retriever
+    from core.library.schema import Chunking, tokenizer_id
+    from core.library.store import Library
+    from core.models.loading import counting_tokenizer, load_tokenizer
 
     tok = counting_tokenizer(load_tokenizer("default"))
     chunking = Chunking(tokenizer_id(tok))
@@ -98,7 +99,7 @@ def _first_hit(
     doc_id: str, span: tuple[int, int], lib: object,
 ) -> int:  # fmt: skip
     """1-based rank of the first of the top-10 chunks that overlaps `span`; 99 if none."""
-    from core.retrieve import Retriever
+    from core.library.retrieve import Retriever
 
     assert isinstance(dense, Retriever) and isinstance(hybrid, Retriever)
     if method == "bm25":

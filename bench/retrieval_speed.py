@@ -1,4 +1,4 @@
-"""Retrieval speed of `core.vectorindex.VectorIndex`: the exact kind against the IVF kind.
+"""Retrieval speed of `core.library.vectors.VectorIndex`: the exact kind against the IVF kind.
 
     .venv/bin/python bench/retrieval_speed.py [--sizes 10000,100000,1000000] [--queries 200]
 
@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.vectorindex import VectorIndex
+from core.library.vectors import VectorIndex
 
 DIM = 384
 K = 10

@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import gpu_projection as gpu_speed  # the configs of the real models (bench/ is on sys.path)
+import gpu_models as gpu_speed  # the configs of the real models (bench/ is on sys.path)
 import roofline as rl
 
 HERE = Path(__file__).resolve().parent

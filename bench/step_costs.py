@@ -33,7 +33,7 @@ import torch
 from core.bandwidth import bound_s, stream_bandwidth
 from core.decoding.fastlm import FastSequence
 from core.decoding.lm import SequenceFactory, step_bytes
-from core.models import load_model
+from core.models.loading import load_model
 
 SAMPLE = Path(__file__).resolve().parent.parent / "resources" / "sample"
 

@@ -9,18 +9,7 @@ from typing import Literal
 Mode = Literal["target", "rag", "sd", "rapid"]
 MODES: tuple[Mode, ...] = ("target", "rag", "sd", "rapid")
 
-# Where the bundled question sets' PDFs are (bench/qa; `doc` is relative to one of these).
-QA_DOC_FOLDERS: tuple[Path, ...] = (
-    Path("/usr/share/R/doc/manual"),  # Debian's r-doc-pdf
-    Path("/usr/share/doc/gnuplot"),  # gnuplot-doc
-    Path("/usr/share/texlive/texmf-dist/doc/latex"),  # texlive-latex-{base,recommended}-doc
-    Path(__file__).resolve().parent.parent / "resources" / "sample",
-    # made by bench/qa/long_docs.py and bench/qa/needle.py (long.jsonl, needle.jsonl)
-    Path.home() / ".cache" / "rapidqa" / "long-docs",
-    Path.home() / ".cache" / "rapidqa" / "needle",
-)
-
-# Offline models by short name (core/packaged.py): the default pair reads 32K tokens.
+# Offline models by short name (core/models/packaged.py): the default pair reads 32K tokens.
 DEFAULT_TARGET = "qwen-1.5b"  # Qwen2.5-Coder-1.5B-Instruct
 DEFAULT_DRAFTER = "qwen-0.5b"  # Qwen2.5-Coder-0.5B-Instruct, reads the retrieved passages
 TINY_MODEL = "smollm2-135m"  # SmolLM2-135M-Instruct: tests, machines with little memory
@@ -30,7 +19,7 @@ OFFLINE_MODEL_NAMES: dict[str, str] = {  # short name -> display name
     DEFAULT_DRAFTER: "Qwen2.5-Coder-0.5B-Instruct",
     TINY_MODEL: "SmolLM2-135M-Instruct",
 }
-# Weight precisions (core/precision.py); fp32/bf16/fp16 are accepted for the dtypes too.
+# Weight precisions (core/models/precision.py); fp32/bf16/fp16 are accepted for the dtypes too.
 PRECISIONS = ("auto", "int4", "int8", "bfloat16", "float16", "float32")
 SAME_AS_TARGET = "same"  # drafter = target (self-speculation, shared weights)
 
@@ -55,7 +44,7 @@ class ModelConfig:
     target: str = DEFAULT_TARGET
     drafter: str = DEFAULT_DRAFTER
     device: Literal["auto", "cuda", "cpu"] = "auto"
-    # Weight storage and compute dtype (core/precision.py): auto = int4 on a CPU for the
+    # Weight storage and compute dtype (core/models/precision.py): auto = int4 on a CPU for the
     # GGUF models, bf16 on a GPU; or int4, int8, bfloat16, float16, float32.
     precision: str = "auto"
     threads: int | None = None  # CPU threads; None = torch's default (all cores)
@@ -93,7 +82,9 @@ MAX_GAMMA = 64  # most draft tokens per round a DecodeConfig may ask for
 class DecodeConfig:
     """One question's decoding parameters (docs/architecture.md, "The algorithm")."""
 
-    mode: Mode = "rapid"
+    # "sd" by default: on the default pair (a 0.5B drafter for the 1.5B target) eta > 0
+    # made answers worse and slower (docs/benchmarks.md, "RAPID on the default pair").
+    mode: Mode = "sd"
     gamma: int = 6  # most draft tokens per round (1 .. MAX_GAMMA)
     adaptive_gamma: bool = True  # stop drafting early on low drafter confidence
     eta: float = 5.0  # RAPID strength for mode "rapid" (paper: 5-20); "sd" forces 0

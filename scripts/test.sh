@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every check CI runs: import contracts, ruff, mypy (core), then pytest.
+# Run every check CI runs: import contracts, ruff, mypy (core, bench, the fakes), then pytest.
 #
 #   ./scripts/test.sh                 full suite, slow tests included
 #   ./scripts/test.sh -m "not slow"   quick run (no real models, no long PDFs)
@@ -41,7 +41,11 @@ say "lint-imports"
 "$BIN/lint-imports"
 say "ruff check ."
 "$BIN/ruff" check .
-say "mypy core"
-"$BIN/mypy" core
+# mypy (strict): the engine, the benchmark package's modules (not its scripts) and the
+# fakes' conformance to the engine Protocol (tests/engine_types.py).
+MYPY_PATHS=(core tests/engine_types.py bench/speed.py bench/context.py bench/quality.py
+    bench/scoring.py bench/peers.py)
+say "mypy ${MYPY_PATHS[*]}"
+"$BIN/mypy" "${MYPY_PATHS[@]}"
 say "pytest $*"
 "$BIN/pytest" "$@"

@@ -99,7 +99,7 @@ def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     elsewhere: converting the default pair takes a minute and a half."""
     import os
 
-    from core.models import models_dir
+    from core.models.loading import models_dir
 
     names = ("RAPIDQA_LIBRARY", "RAPIDQA_SETTINGS", "RAPIDQA_MODEL_CACHE")
     saved = {name: os.environ.get(name) for name in names}
@@ -117,7 +117,7 @@ def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
 @pytest.fixture(scope="session")
 def target_tokenizer() -> Any:
     """The tiny offline model's tokenizer (SmolLM2) as a counting `tokenizers.Tokenizer`."""
-    from core.models import counting_tokenizer, load_tokenizer
+    from core.models.loading import counting_tokenizer, load_tokenizer
 
     return counting_tokenizer(load_tokenizer("smollm2-135m"))
 
@@ -126,7 +126,7 @@ def target_tokenizer() -> Any:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random tiny Llama (SmolLM2 tokenizer, `tiny_llama(seed=0)`) saved as a local
     model folder, for the engine, CLI and benchmark tests (read only)."""
-    from core.models import tiny_llama
+    from tests.tiny_models import tiny_llama
 
     loaded = tiny_llama(seed=0)
     folder = tmp_path_factory.mktemp("tiny-llama")
@@ -138,7 +138,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def embedder() -> Any:
     """The real all-MiniLM-L6-v2, on the CPU, loaded once (~10-15 s here)."""
-    from core.embed import Embedder
+    from core.library.embed import Embedder
 
     embedder = Embedder(device="cpu")
     embedder.model  # noqa: B018 (load now, not inside the first test's timing)

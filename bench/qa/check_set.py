@@ -11,7 +11,7 @@ one of the document folders (searched in order, the first that holds it wins):
     <repo>/resources/sample                   the bundled sample handbook
 
 `refs` must be 1-4 strings of 1-4 words, none found in the question and one found in the
-answer (whole words, case-insensitive, as `core.quality.contains_reference` matches);
+answer (whole words, case-insensitive, as `bench.scoring.contains_reference` matches);
 the evidence must be 10-40 words and occur, after normalisation, in the text PyMuPDF
 extracts from the stated 1-based physical page.
 
@@ -42,8 +42,7 @@ import pymupdf
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from core.config import QA_DOC_FOLDERS  # noqa: E402  (after the path insert)
-from core.quality import contains_reference  # noqa: E402
+from bench.scoring import QA_DOC_FOLDERS, contains_reference  # noqa: E402  (after the path insert)
 
 SETS_DIR = Path(__file__).resolve().parent
 DEFAULT_DOCS = QA_DOC_FOLDERS
@@ -161,7 +160,7 @@ def check_line(
 
 def _token_counter() -> Callable[[str], int]:
     """Count tokens with SmolLM2-135M's tokenizer (the 8K-window figures of README.md)."""
-    from core.models import counting_tokenizer, load_tokenizer
+    from core.models.loading import counting_tokenizer, load_tokenizer
 
     tokenizer = counting_tokenizer(load_tokenizer("smollm2-135m"))
     return lambda text: len(tokenizer.encode(text).ids)

@@ -81,7 +81,7 @@ def write_extract(extract: Extract, out: Path) -> tuple[Path, bool]:
 def _token_counter() -> Callable[[str], int]:
     """Count tokens with the default target's (Qwen2.5) tokenizer."""
     sys.path.insert(0, str(REPO))
-    from core.models import counting_tokenizer, load_tokenizer
+    from core.models.loading import counting_tokenizer, load_tokenizer
 
     tokenizer = counting_tokenizer(load_tokenizer(TOKENIZER))
     return lambda text: len(tokenizer.encode(text).ids)

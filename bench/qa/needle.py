@@ -313,7 +313,7 @@ def _write(path: Path, data: bytes) -> None:
 @cache
 def qwen_counter() -> Callable[[str], int]:
     """Count tokens with the Qwen2.5 tokenizer of the default target."""
-    from core.models import counting_tokenizer, load_tokenizer
+    from core.models.loading import counting_tokenizer, load_tokenizer
 
     tokenizer = counting_tokenizer(load_tokenizer("qwen-1.5b"))
     return lambda text: len(tokenizer.encode(text).ids)

@@ -115,7 +115,7 @@ class SequenceFactory:
     """Makes sequences for one model, sharing its (fused) weights between them.
 
     A model loaded with compact weights carries its `FastWeights` (made while loading,
-    so the dense copy is freed before the next model loads; `core.models`)."""
+    so the dense copy is freed before the next model loads; `core.models.loading`)."""
 
     def __init__(self, model: Any) -> None:
         self.model = model

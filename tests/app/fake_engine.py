@@ -6,18 +6,18 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from core.api import DocumentInfo
-from core.config import DecodeConfig
+from core.api import DocumentInfo, Hit
+from core.config import DecodeConfig, IndexConfig, ModelConfig
 from core.errors import Cancelled, DocumentError, PasswordRequired, QuestionError
 from core.events import (
     Calibrated,
     ChunkRef,
     DraftStep,
+    Event,
     Finished,
     IngestProgress,
     LoadProgress,
@@ -56,9 +56,12 @@ class Script:
 
 
 class FakeEngine:
-    """Same method names and event types as `core.api.Engine`."""
+    """`core.protocol.EngineAPI` (mypy checks it: tests/engine_types.py), with the
+    engine's event types."""
 
     def __init__(self, script: Script | None = None) -> None:
+        self.models_cfg = ModelConfig(target="fake-target", device="cpu")
+        self.index_cfg = IndexConfig(library=Path("fake-library"))
         self.script = script or Script()
         self.docs: dict[str, DocumentInfo] = {}
         self._cancel = threading.Event()
@@ -71,11 +74,30 @@ class FakeEngine:
     def close(self) -> None:
         self.closed = True
 
+    @property
+    def library_root(self) -> Path:
+        return Path(self.index_cfg.library or "fake-library")
+
     def documents(self) -> list[DocumentInfo]:
         self.thread = threading.current_thread()
         return list(self.docs.values())
 
-    def load_models(self) -> Iterator[Any]:
+    def document(self, ref: str) -> DocumentInfo:
+        found = [d for d in self.docs.values() if d.doc_id.startswith(ref)]
+        if len(found) != 1:
+            raise DocumentError(f"No single document {ref!r} in the library.")
+        return found[0]
+
+    def locate(self, ref: str, folders: Sequence[Path] = ()) -> Path | None:
+        return self.document(ref).path
+
+    def search(self, query: str, k: int = 10, doc_ids: Sequence[str] | None = None) -> list[Hit]:
+        return []  # the window tests never search
+
+    def clear_kv_cache(self, memory: bool = True, disk: bool = False) -> None:
+        pass
+
+    def load_models(self) -> Iterator[Event]:
         time.sleep(self.script.load_delay_s)
         yield Status("Loading fake models")
         for done in (1, 2):  # a first use's conversion, then the weights
@@ -84,7 +106,9 @@ class FakeEngine:
         yield ModelLoaded("target", "fake-target", "cpu", "float32", 1000, 8192, 0.1)
         yield ModelLoaded("drafter", "fake-target", "cpu", "float32", 1000, 8192, 0.0, True)
 
-    def add(self, path: Path | str, password: str | None = None) -> Iterator[Any]:
+    def add(
+        self, path: Path | str, password: str | None = None, ocr: bool | None = None
+    ) -> Generator[Event, None, DocumentInfo]:
         self._cancel.clear()
         path = Path(path)
         if not path.is_file():
@@ -123,14 +147,18 @@ class FakeEngine:
         )  # fmt: skip
 
     def ask(
-        self, question: str, documents: Sequence[str] = (), decode_cfg: DecodeConfig | None = None
-    ) -> Iterator[Any]:
+        self,
+        question: str,
+        documents: Sequence[Path | str] = (),
+        decode_cfg: DecodeConfig | None = None,
+        password: str | None = None,
+    ) -> Iterator[Event]:
         cfg = decode_cfg or DecodeConfig()
         self._cancel.clear()
-        self.script.asked.append((question, tuple(documents), cfg))
+        self.script.asked.append((question, tuple(str(d) for d in documents), cfg))
         if self.script.fail_ask:
             raise QuestionError(self.script.fail_ask)
-        docs = list(documents) or list(self.docs)
+        docs = [str(d) for d in documents] or list(self.docs)
         if not docs:
             raise QuestionError("The library is empty: add a PDF first.")
         yield from self.load_models()

@@ -11,8 +11,8 @@ from PySide6.QtCore import QEvent, QPoint, Qt, QUrl
 from PySide6.QtGui import QColor, QGuiApplication, QHelpEvent, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QApplication, QToolTip
 
-from app.answer_view import AnswerToken, AnswerView, tokens_of
-from app.theme import TOKEN_STYLES
+from app.gui.answers.view import AnswerToken, AnswerView, tokens_of
+from app.gui.theme import TOKEN_STYLES
 from core.events import ChunkRef, DraftStep, Finished
 
 pytestmark = pytest.mark.gui

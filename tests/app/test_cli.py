@@ -1,4 +1,4 @@
-"""Tests of the `rapidqa` command line (app/cli.py): usage, errors, output, colours."""
+"""Tests of the `rapidqa` command line (app/cli/): usage, errors, output, colours."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-import app.cli as cli
+import app.cli.main as cli
+from app.cli import common, parser, render
+from app.cli.render import CYAN, GREEN, RESET, YELLOW
 from core.config import DecodeConfig, IndexConfig, ModelConfig
 from core.errors import Cancelled, DocumentError
 from core.events import (
@@ -27,6 +29,7 @@ from core.events import (
     PrefillProgress,
     Status,
 )
+from tests.app.fake_engine import FakeEngine as WindowFakeEngine
 
 REPO = Path(__file__).resolve().parents[2]
 if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -120,23 +123,25 @@ SCRIPT: tuple[Event, ...] = (
 )
 
 
-class FakeEngine:
-    """Yields `SCRIPT`; can raise an exception after `fail_after` events."""
+class FakeEngine(WindowFakeEngine):
+    """Yields `SCRIPT`; can raise an exception after `fail_after` events. The rest of
+    `EngineAPI` comes from the window tests' fake (checked by tests/engine_types.py)."""
 
     def __init__(self, fail_with: BaseException | None = None, fail_after: int = 0) -> None:
+        super().__init__()
         self.fail_with = fail_with
         self.fail_after = fail_after
         self.cancelled = False
-        self.asked: list[tuple[str, tuple[Path, ...], DecodeConfig, str | None]] = []
+        self.asked: list[tuple[str, tuple[Path | str, ...], DecodeConfig, str | None]] = []
 
     def ask(
         self,
         question: str,
-        documents: Sequence[Path],
-        decode: DecodeConfig = DEFAULT_DECODE,
+        documents: Sequence[Path | str] = (),
+        decode_cfg: DecodeConfig | None = None,
         password: str | None = None,
     ) -> Iterator[Event]:
-        self.asked.append((question, tuple(documents), decode, password))
+        self.asked.append((question, tuple(documents), decode_cfg or DEFAULT_DECODE, password))
         for i, event in enumerate(SCRIPT):
             if self.fail_with is not None and i == self.fail_after:
                 raise self.fail_with
@@ -149,7 +154,7 @@ class FakeEngine:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     engine = FakeEngine()
-    monkeypatch.setattr(cli, "make_engine", lambda models, index: engine)
+    monkeypatch.setattr(common, "make_engine", lambda models, index: engine)
     return engine
 
 
@@ -264,14 +269,14 @@ def test_library_accepted_on_every_subcommand(
         seen.append((models, index))
         return FakeEngine()
 
-    monkeypatch.setattr(cli, "make_engine", make)
+    monkeypatch.setattr(common, "make_engine", make)
     lib = tmp_path / "lib"
     assert cli.main(["ask", str(pdf), "-q", "Q", "--library", str(lib), "--json"]) == 0
     assert cli.main(["--library", str(lib), "ask", str(pdf), "-q", "Q", "--json"]) == 0
     assert [index.library for _m, index in seen] == [lib, lib]
-    parser = cli.build_parser()
-    assert parser.parse_args(["gui", "--library", "x"]).library == Path("x")
-    assert parser.parse_args(["bench", "speed", "p", "-q", "q", "--library", "x"]).library
+    argparser = parser.build_parser()
+    assert argparser.parse_args(["gui", "--library", "x"]).library == Path("x")
+    assert argparser.parse_args(["bench", "speed", "p", "-q", "q", "--library", "x"]).library
     capsys.readouterr()
 
 
@@ -292,7 +297,7 @@ def test_engine_user_error_is_shown_as_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, pdf: Path
 ) -> None:
     engine = FakeEngine(DocumentError("This PDF has no text layer: run OCR first."))
-    monkeypatch.setattr(cli, "make_engine", lambda models, index: engine)
+    monkeypatch.setattr(common, "make_engine", lambda models, index: engine)
     code = cli.main(["ask", str(pdf), "-q", "What?", "--json"])
     out, err = capsys.readouterr()
     assert code == 1
@@ -304,7 +309,7 @@ def test_engine_cancelled_error_exits_130(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, pdf: Path
 ) -> None:
     engine = FakeEngine(Cancelled(), fail_after=2)
-    monkeypatch.setattr(cli, "make_engine", lambda models, index: engine)
+    monkeypatch.setattr(common, "make_engine", lambda models, index: engine)
     assert cli.main(["ask", str(pdf), "-q", "What?"]) == 130
     err = capsys.readouterr().err
     assert "cancelled" in err and "error:" not in err
@@ -315,7 +320,7 @@ def test_internal_error_exit_70(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, pdf: Path, debug: bool
 ) -> None:
     engine = FakeEngine(ValueError("shape mismatch"), fail_after=3)
-    monkeypatch.setattr(cli, "make_engine", lambda models, index: engine)
+    monkeypatch.setattr(common, "make_engine", lambda models, index: engine)
     monkeypatch.delenv("RAPIDQA_DEBUG", raising=False)
     if debug:
         monkeypatch.setenv("RAPIDQA_DEBUG", "1")
@@ -330,7 +335,7 @@ def test_debug_flag_shows_traceback(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, pdf: Path
 ) -> None:
     engine = FakeEngine(RuntimeError("boom"))
-    monkeypatch.setattr(cli, "make_engine", lambda models, index: engine)
+    monkeypatch.setattr(common, "make_engine", lambda models, index: engine)
     monkeypatch.delenv("RAPIDQA_DEBUG", raising=False)
     assert cli.main(["ask", str(pdf), "-q", "What?", "--debug"]) == 70
     assert "Traceback" in capsys.readouterr().err
@@ -340,7 +345,7 @@ def test_keyboard_interrupt_cancels_and_exits_130(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, pdf: Path
 ) -> None:
     engine = FakeEngine(KeyboardInterrupt(), fail_after=5)
-    monkeypatch.setattr(cli, "make_engine", lambda models, index: engine)
+    monkeypatch.setattr(common, "make_engine", lambda models, index: engine)
     code = cli.main(["ask", str(pdf), "-q", "What?"])
     err = capsys.readouterr().err
     assert code == 130
@@ -359,7 +364,7 @@ def test_default_models_and_the_drafter_that_follows_the_target(
         made.append(models)
         return FakeEngine()
 
-    monkeypatch.setattr(cli, "make_engine", make)
+    monkeypatch.setattr(common, "make_engine", make)
     for extra in ([], ["--target", "Qwen-1.5B"], ["--target", "some/model"],
                   ["--target", "some/model", "--drafter", "qwen-0.5b"]):  # fmt: skip
         assert cli.main(["ask", str(pdf), "-q", "Why?", *extra]) == 0
@@ -383,7 +388,7 @@ def test_ask_passes_settings_to_the_engine(
         made.append(models)
         return engine
 
-    monkeypatch.setattr(cli, "make_engine", make)
+    monkeypatch.setattr(common, "make_engine", make)
     argv = ["ask", str(pdf), "-q", "  Why?  ", "--mode", "sd", "--gamma", "3", "--eta", "7"]
     argv += ["--temperature", "0.5", "--seed", "4", "--budget", "300", "--max-new-tokens", "9"]
     argv += ["--target", "some/model", "--drafter", "other/model", "--device", "cpu"]
@@ -443,8 +448,8 @@ def test_colours_on_a_terminal(
     monkeypatch.setenv("TERM", "xterm-256color")
     code, out, err = run_with_streams(monkeypatch, ["ask", str(pdf), "-q", "What?"], tty=True)
     assert code == 0
-    assert f"{cli.GREEN}Hello world{cli.RESET}{cli.CYAN},{cli.RESET}" in out  # accepted + bonus
-    assert f"{cli.GREEN} again{cli.RESET}{cli.YELLOW}.{cli.RESET}" in out  # + correction
+    assert f"{GREEN}Hello world{RESET}{CYAN},{RESET}" in out  # accepted + bonus
+    assert f"{GREEN} again{RESET}{YELLOW}.{RESET}" in out  # + correction
     assert "colours:" in err
 
 
@@ -475,10 +480,10 @@ def test_colour_choice(
     _code, out, _err = run_with_streams(
         monkeypatch, ["ask", str(pdf), "-q", "What?", *option], tty=tty
     )
-    assert (cli.GREEN in out) is coloured
-    assert out.replace(cli.GREEN, "").replace(cli.CYAN, "").replace(cli.YELLOW, "").replace(
-        cli.RESET, ""
-    ) == ("Hello world, again.\n")
+    assert (GREEN in out) is coloured
+    assert out.replace(GREEN, "").replace(CYAN, "").replace(YELLOW, "").replace(RESET, "") == (
+        "Hello world, again.\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -486,20 +491,18 @@ def test_colour_choice(
     [([], ""), ([4], "p. 4"), ([3, 5, 6], "pp. 3, 5\u20136"), ([2, 1, 3, 3, 9], "pp. 1\u20133, 9")],
 )
 def test_format_pages(pages: list[int], text: str) -> None:
-    assert cli.format_pages(pages) == text
+    assert render.format_pages(pages) == text
 
 
 # --- bench through the CLI (scripted engine) ----------------------------------------------
 
 
-def with_bench_facade(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """`core.api` re-exports the bench functions for app/ (no-op once it does)."""
-    api = pytest.importorskip("core.api")
-    from core import bench
+def scripted_peers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The speed bench's hf-* modes run through bench.peers: here the fake engine's own
+    scripted `hf_baseline` stands in for transformers."""
+    from bench import peers
 
-    for name in ("run_speed_bench", "format_table", "report_to_json"):
-        monkeypatch.setattr(api, name, getattr(bench, name), raising=False)
-    return api
+    monkeypatch.setattr(peers, "hf_baseline", lambda engine, *a, **k: engine.hf_baseline(*a, **k))
 
 
 class FakeBenchEngine(FakeEngine):
@@ -516,8 +519,8 @@ class FakeBenchEngine(FakeEngine):
 def test_bench_speed_json(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, pdf: Path
 ) -> None:
-    with_bench_facade(monkeypatch)
-    monkeypatch.setattr(cli, "make_engine", lambda models, index: FakeBenchEngine())
+    scripted_peers(monkeypatch)
+    monkeypatch.setattr(common, "make_engine", lambda models, index: FakeBenchEngine())
     argv = ["bench", "speed", str(pdf), "-q", "Q1", "-q", "Q2", "--modes", "sd,hf-lookup"]
     assert cli.main([*argv, "--repeat", "1", "--json"]) == 0
     out, _err = capsys.readouterr()
@@ -645,7 +648,6 @@ def test_bench_speed_real_engine_tiny_model(
     tiny_model_dir: Path,
     pdf: Path,
 ) -> None:
-    with_bench_facade(monkeypatch)
     argv = ["bench", "speed", str(pdf), "-q", "Where did the ship go?", "-q", "Who found it?"]
     argv += ["--modes", "sd,hf-generate", "--repeat", "1", "--max-new-tokens", "6", "--json"]
     argv += ["--target", str(tiny_model_dir), "--device", "cpu"]

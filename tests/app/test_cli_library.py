@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
+from app.cli.main import main
 
 MakePdf = Callable[..., Path]
 FACT = "The spare keys to the signal cabin hang on hook number 14."

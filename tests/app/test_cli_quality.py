@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import app.cli as cli
+import app.cli.main as cli
 
 
 def _qa_set(folder: Path, doc: str) -> Path:
@@ -82,6 +82,7 @@ def test_a_sweep_runs_rapid_at_each_value(
     assert cli.main([*argv, "--sweep", "gamma=2,3", "--subset", "1"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [m["gamma"] for m in data["modes"].values()] == [6, 2, 3]
+    assert list(data["modes"]) == ["target", "sd gamma=2", "sd gamma=3"]  # the default mode
     bad = {"beta=1": "Cannot sweep", "eta=": "Cannot sweep", "gamma=0": "out of range",
            "eta=x": "not a number"}  # fmt: skip
     for spec, message in bad.items():
@@ -108,7 +109,7 @@ def test_table1_runs_each_pair_in_one_process(
 ) -> None:
     """--table1: LC, RAG, SD, RAPID self / downward, and upward speculation with the
     drafter as the long-context target, each compared with its own target's speed."""
-    from core.models import tiny_llama
+    from tests.tiny_models import tiny_llama
 
     other = tiny_llama(seed=3)
     small = tmp_path / "small-model"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.history import AnswerRecord, Comparison, HistoryStore, to_json, to_markdown
+from app.gui.history import AnswerRecord, Comparison, HistoryStore, to_json, to_markdown
 from core.events import ChunkRef, Finished
 
 
@@ -136,7 +136,7 @@ def test_a_failed_save_leaves_the_old_file_whole(
     def full_disk(*_args: object, **_kw: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("app.history.json.dump", full_disk)
+    monkeypatch.setattr("app.gui.history.json.dump", full_disk)
     with pytest.raises(OSError):
         store.add(_record("lost"))
     assert path.read_bytes() == before

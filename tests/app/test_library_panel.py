@@ -11,8 +11,8 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from app.library_panel import EMPTY_TEXT, LibraryPanel
-from app.library_rows import eta_text, scan_drop, stage_text
+from app.gui.library.panel import EMPTY_TEXT, LibraryPanel
+from app.gui.library.rows import eta_text, scan_drop, stage_text
 from core.api import DocumentInfo
 from core.events import IngestProgress
 from tests.conftest import MakePdf

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QSettings
 
-from app.gui import build
-from app.main_window import MainWindow
+from app.gui.launch import build
+from app.gui.main_window import MainWindow
 from tests.app.fake_engine import FakeEngine, Script
 
 pytestmark = pytest.mark.gui
@@ -42,7 +42,7 @@ def window(
 
 
 def _wait_idle(qtbot: Any, win: MainWindow, timeout: int = 10_000) -> None:
-    qtbot.waitUntil(lambda: not win.worker.busy and not win._runs, timeout=timeout)
+    qtbot.waitUntil(lambda: not win.worker.busy and not win.jobs.in_flight, timeout=timeout)
 
 
 def test_first_start_adds_the_sample_and_fills_in_a_question(
@@ -100,7 +100,7 @@ def test_compare_with_target_only_shows_the_measured_speedup(
 ) -> None:
     win, _engine = window
     _wait_idle(qtbot, win)
-    win.ask_question("When is the lamp lit?")
+    win.answer_ctl.ask_question("When is the lamp lit?")
     _wait_idle(qtbot, win)
     assert win.compare_action.isEnabled()
     win.compare_action.trigger()
@@ -119,14 +119,14 @@ def test_cancel_stops_the_answer_and_ask_again_works(
     win, _engine = window
     _wait_idle(qtbot, win)
     script.rounds, script.round_delay_s = 100_000, 0.002
-    win.ask_question("A long one")
+    win.answer_ctl.ask_question("A long one")
     qtbot.waitUntil(lambda: win.answer.counts().get("correction", 0) > 5, timeout=10_000)
-    win.cancel_answer()
+    win.answer_ctl.cancel_answer()
     _wait_idle(qtbot, win)
     assert "Cancelled" in win.answer.browser.toPlainText()
     assert win.history.records == []  # a cancelled answer is not kept
     script.rounds, script.round_delay_s = 4, 0.0
-    win.ask_question("A short one")
+    win.answer_ctl.ask_question("A short one")
     _wait_idle(qtbot, win)
     assert win.answer.counts()["correction"] == 4 and len(win.history.records) == 1
 
@@ -137,7 +137,7 @@ def test_an_engine_error_is_shown_once_with_what_to_do(
     win, _engine = window
     _wait_idle(qtbot, win)
     script.fail_ask = "The question is empty. Type a question, then press Enter."
-    win.ask_question("?")
+    win.answer_ctl.ask_question("?")
     _wait_idle(qtbot, win)
     assert win.banner.message == script.fail_ask and win.banner.level == "error"
     assert script.fail_ask not in win.answer.browser.toPlainText()  # shown once, not twice
@@ -151,12 +151,29 @@ def test_adding_pdfs_shows_progress_then_the_document(
     _wait_idle(qtbot, win)
     script.page_delay_s = 0.05
     pdf = make_pdf(["one", "two"], name="manual.pdf")
-    win.add_documents([pdf])
+    win.library_ctl.add_documents([pdf])
     qtbot.waitUntil(lambda: _progress(win) > 0, timeout=10_000)
     _wait_idle(qtbot, win)
     titles = {d.title for d in engine.docs.values()}
     assert titles == {"harrow-point-handbook", "manual"}
     assert win.pdf.document_path == pdf
+
+
+def test_cancelling_an_add_drops_its_row(
+    qtbot: Any, window: tuple[MainWindow, FakeEngine], script: Script, make_pdf: Any
+) -> None:
+    win, engine = window
+    _wait_idle(qtbot, win)
+    script.page_delay_s = 0.2
+    pdf = make_pdf(["one", "two", "three", "four", "five"], name="long.pdf")
+    win.library_ctl.add_documents([pdf])
+    qtbot.waitUntil(lambda: _progress(win) > 0, timeout=10_000)
+    (key,) = win.library_ctl.adding()
+    win.library_ctl.cancel_add(key)
+    _wait_idle(qtbot, win)
+    assert win.library.pending_row(key) is None and win.library_ctl.adding() == []
+    assert "long" not in {d.title for d in engine.docs.values()}
+    assert win.statusBar().currentMessage() == "Cancelled."
 
 
 def test_a_password_protected_pdf_asks_for_the_password(
@@ -176,9 +193,9 @@ def test_a_password_protected_pdf_asks_for_the_password(
         prompts.append(label)
         return next(answers)
 
-    monkeypatch.setattr("app.window_library.QInputDialog.getText", fake_get_text)
+    monkeypatch.setattr("app.gui.library.controller.QInputDialog.getText", fake_get_text)
     pdf = make_pdf(["secret"], name="locked.pdf")
-    win.add_documents([pdf])
+    win.library_ctl.add_documents([pdf])
     qtbot.waitUntil(lambda: "locked" in {d.title for d in engine.docs.values()}, timeout=10_000)
     assert len(prompts) == 2 and "not right" in prompts[1]
 
@@ -188,15 +205,15 @@ def test_export_writes_markdown_and_json(
 ) -> None:
     win, _engine = window
     _wait_idle(qtbot, win)
-    win.ask_question("When is the lamp lit?")
+    win.answer_ctl.ask_question("When is the lamp lit?")
     _wait_idle(qtbot, win)
     record = win.history.records[-1]
-    assert win.write_export(record, tmp_path / "a.md", "md")
-    assert win.write_export(record, tmp_path / "a.json", "json")
+    assert win.answer_ctl.write_export(record, tmp_path / "a.md", "md")
+    assert win.answer_ctl.write_export(record, tmp_path / "a.json", "json")
     assert (tmp_path / "a.md").read_text(encoding="utf-8").startswith("# When is the lamp lit?")
     data = json.loads((tmp_path / "a.json").read_text(encoding="utf-8"))
     assert data["citations"][0]["where"] == "p. 1" and data["statistics"]["rounds"] == 12
-    assert not win.write_export(record, tmp_path / "missing-folder" / "a.md", "md")
+    assert not win.answer_ctl.write_export(record, tmp_path / "missing-folder" / "a.md", "md")
     assert "Could not write" in win.banner.message
 
 
@@ -208,7 +225,7 @@ def test_quit_while_answering_cancels_and_returns_quickly(
     qtbot.addWidget(win)
     win.show()
     _wait_idle(qtbot, win)
-    win.ask_question("forever")
+    win.answer_ctl.ask_question("forever")
     qtbot.waitUntil(lambda: win.answer.counts().get("correction", 0) > 3, timeout=10_000)
     win.close()
     assert win.stopped_cleanly and engine.closed
@@ -217,6 +234,6 @@ def test_quit_while_answering_cancels_and_returns_quickly(
 
 def _progress(win: MainWindow) -> int:
     """The progress bar value of the add in flight (0 when there is none)."""
-    keys = [run.key for run in list(win._runs.values()) if run.kind == "add"]
+    keys = win.library_ctl.adding()
     row = win.library.pending_row(keys[0]) if keys else None
     return 0 if row is None else row.bar.value()

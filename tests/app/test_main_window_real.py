@@ -18,9 +18,9 @@ def test_add_ask_cancel_ask_again_with_a_real_model(
     qtbot: Any, tmp_path: Path, make_pdf: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("core.api")
-    from app.gui import build
-    from app.settings import Settings
-    from core.models import tiny_llama
+    from app.gui.launch import build
+    from app.gui.settings import Settings
+    from tests.tiny_models import tiny_llama
 
     monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path / "cache"))
     loaded = tiny_llama(seed=0)
@@ -37,10 +37,10 @@ def test_add_ask_cancel_ask_again_with_a_real_model(
     win.show()
 
     def idle() -> bool:
-        return not worker.busy and not win._runs
+        return not worker.busy and not win.jobs.in_flight
 
     qtbot.waitUntil(idle, timeout=120_000)
-    win.add_documents([pdf])
+    win.library_ctl.add_documents([pdf])
     qtbot.waitUntil(lambda: idle() and bool(win.library.documents()), timeout=120_000)
     (info,) = win.library.documents()
     assert info.title == "lamp" and info.pages == 3
@@ -52,7 +52,7 @@ def test_add_ask_cancel_ask_again_with_a_real_model(
     win.ask.set_question("When is the lamp lit?")
     win.ask.ask_button.click()
     qtbot.waitUntil(lambda: sum(win.answer.counts().values()) >= 3, timeout=120_000)
-    win.cancel_answer()
+    win.answer_ctl.cancel_answer()
     qtbot.waitUntil(idle, timeout=60_000)
     assert "Cancelled" in win.answer.browser.toPlainText()
     assert win.history.records == []

@@ -11,9 +11,9 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor
 
-from app.pdf_canvas import PX_PER_PT
-from app.pdf_render_thread import RenderThread
-from app.pdf_view import Passage, PdfView
+from app.gui.pdf.canvas import PX_PER_PT
+from app.gui.pdf.render_thread import RenderThread
+from app.gui.pdf.view import Passage, PdfView
 
 pytestmark = pytest.mark.gui
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings
 
-from app.settings import (
+from app.gui.settings import (
     SAME_LABEL,
     Settings,
     SettingsDialog,

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from PySide6.QtGui import QColor, QImage
 
-from app.round_chart import CAPACITY, WINDOW, RoundChart, nice_ceiling
-from app.stats_panel import COMPARE_TEXT, COMPARING_TEXT, SPEEDUP_TIP, StatsPanel
-from app.theme import TOKEN_STYLES
+from app.gui.answers.round_chart import CAPACITY, WINDOW, RoundChart, nice_ceiling
+from app.gui.answers.stats_panel import COMPARE_TEXT, COMPARING_TEXT, SPEEDUP_TIP, StatsPanel
+from app.gui.theme import TOKEN_STYLES
 from core.events import DraftStep, Finished
 
 pytestmark = pytest.mark.gui

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.worker import NICE, EngineWorker
+from app.gui.worker import NICE, EngineWorker
 from core.errors import Cancelled, DocumentError
 from core.events import DraftStep, Finished, Status
 
@@ -173,7 +173,7 @@ def test_the_real_engine_on_its_thread(
     """Add a real PDF and answer with a tiny real model, all on the worker thread."""
     api = pytest.importorskip("core.api")
     from core.config import DecodeConfig, IndexConfig, ModelConfig
-    from core.models import tiny_llama
+    from tests.tiny_models import tiny_llama
 
     monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path / "cache"))
     loaded = tiny_llama(seed=0)

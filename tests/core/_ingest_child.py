@@ -37,8 +37,9 @@ from pathlib import Path
 
 def _write(root: str, phase_log: str, pdfs: list[str], seed: int) -> None:
     """The writer: ingest and remove in a loop until killed (never returns)."""
-    from core.index import Chunking, Library, tokenizer_id
-    from core.models import counting_tokenizer, load_tokenizer
+    from core.library.schema import Chunking, tokenizer_id
+    from core.library.store import Library
+    from core.models.loading import counting_tokenizer, load_tokenizer
 
     log = os.open(phase_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 

@@ -1,16 +1,18 @@
-"""Tests of core.bench: aggregation on synthetic runs, the run order, one real run."""
+"""Tests of bench.speed: aggregation on synthetic runs, the run order, one real run."""
 
 from __future__ import annotations
 
 import json
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from core.bench import (
+from bench import peers
+from bench.peers import hf_baseline, streamer_timing
+from bench.speed import (
     BENCH_MODES,
     RunRecord,
     bench_modes,
@@ -22,37 +24,21 @@ from core.bench import (
 )
 from core.config import DecodeConfig
 from core.errors import ConfigError, QuestionError
-from core.events import Calibrated, Event, Finished, ModelLoaded, Notice, Status
+from core.events import Event, Finished, ModelLoaded
+from tests.core.scripted_engine import ScriptedEngine, fin
 
 
-def fin(
-    mode: str = "target",
-    *,
-    new_tokens: int = 10,
-    decode_s: float = 1.0,
-    rounds: int | None = None,
-    drafted: int = 0,
-    accepted: int = 0,
-    ttft: float = 1.0,
-    prefill: float = 2.0,
-    e2e: float = 4.0,
-    answer: str = "an answer",
-) -> Finished:
-    return Finished(
-        answer=answer,
-        mode=mode,
-        stop_reason="max_tokens",
-        new_tokens=new_tokens,
-        rounds=new_tokens if rounds is None else rounds,
-        drafted=drafted,
-        accepted=accepted,
-        target_prefill_s=prefill,
-        drafter_prefill_s=0.0,
-        decode_s=decode_s,
-        end_to_end_s=e2e,
-        baseline_step_s=0.1,
-        time_to_first_token_s=ttft,
-    )
+@pytest.fixture(autouse=True)
+def _scripted_peers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The speed bench runs the hf-* modes through bench.peers: a scripted engine's
+    own `hf_baseline` stands in for transformers there."""
+
+    def peer(engine: object, *args: object) -> Iterator[Event]:
+        if isinstance(engine, ScriptedEngine):
+            return engine.hf_baseline(*args)  # type: ignore[arg-type]
+        return hf_baseline(engine, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(peers, "hf_baseline", peer)
 
 
 def run(mode: str, q: int, r: int, finished: Finished) -> RunRecord:
@@ -154,54 +140,11 @@ def test_bench_modes_puts_target_first_and_validates() -> None:
 # --- the run order, with a scripted engine ------------------------------------------------
 
 
-DEFAULT_DECODE = DecodeConfig()
-
-
-class ScriptedEngine:
-    """Answers every question instantly; records what it was asked, in order."""
-
-    def __init__(self) -> None:
-        self.log: list[tuple[str, ...]] = []
-
-    def load_models(self) -> Iterator[Event]:
-        self.log.append(("load",))
-        yield Status("loading")
-        yield ModelLoaded("target", "tiny", "cpu", "float32", 1000, 2048, 0.1)
-        yield ModelLoaded("drafter", "tiny", "cpu", "float32", 1000, 2048, 0.0, True)
-
-    def ask(
-        self,
-        question: str,
-        documents: Sequence[Path],
-        decode: DecodeConfig = DEFAULT_DECODE,
-        password: str | None = None,
-    ) -> Iterator[Event]:
-        self.log.append(("ask", decode.mode, question, str(decode.max_new_tokens)))
-        yield Notice("a notice")
-        yield Calibrated(4000, 0.2 if decode.mode == "target" else 9.0, 2_000_000_000)
-        drafted = 8 if decode.speculative else 0
-        yield fin(decode.mode, new_tokens=decode.max_new_tokens, drafted=drafted, accepted=4)
-
-    def hf_baseline(
-        self,
-        question: str,
-        documents: Sequence[Path],
-        kind: str,
-        max_new_tokens: int,
-        password: str | None = None,
-    ) -> Iterator[Event]:
-        self.log.append(("hf", kind, question, str(max_new_tokens)))
-        yield fin(kind, new_tokens=max_new_tokens)
-
-    def clear_kv_cache(self, memory: bool = True, disk: bool = False) -> None:
-        self.log.append(("clear", str(memory), str(disk)))
-
-
 def test_target_step_is_reported_against_the_bandwidth_bound(tmp_path: Path) -> None:
     """The table's last line: the target runs' calibrated step (other modes' steps are
     not counted) over bytes read / the copy bandwidth measured in the same run."""
     report = run_speed_bench(ScriptedEngine(), tmp_path / "doc.pdf", ["q1", "q2"],
-                             ["target", "sd"], 1, 8, DEFAULT_DECODE)  # fmt: skip
+                             ["target", "sd"], 1, 8, DecodeConfig())  # fmt: skip
     assert [c.step_s for c in report.target_steps] == [0.2, 0.2]
     assert report.bandwidth > 1e9  # measured: any machine copies more than 1 GB/s
     bound = 2e9 / report.bandwidth
@@ -286,14 +229,13 @@ def test_models_announced_earlier_keep_the_machine_info(tmp_path: Path) -> None:
 
 
 def test_streamer_timing_counts_the_tokens_of_each_push() -> None:
-    api = pytest.importorskip("core.api")
     # plain generate: prompt, then one token per push, then end
     stamps = [(0.0, 50), (2.0, 1), (2.1, 1), (2.2, 1), (2.3, 1), (2.3, 0)]
-    first, decode_s = api._streamer_timing(stamps, 4)
+    first, decode_s = streamer_timing(stamps, 4)
     assert first == 2.0 and decode_s == pytest.approx(0.3 * 4 / 3)
     # assisted: the first round emits 3 tokens, then 2 and 3: 5 tokens in 1 s after it
     stamps = [(0.0, 50), (2.0, 3), (2.5, 2), (3.0, 3), (3.0, 0)]
-    first, decode_s = api._streamer_timing(stamps, 8)
+    first, decode_s = streamer_timing(stamps, 8)
     assert first == 2.0 and 8 / decode_s == pytest.approx(5.0)
 
 
@@ -393,7 +335,7 @@ def test_hf_assisted_gives_the_plain_greedy_answer(
     monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path / "cache"))
     api = pytest.importorskip("core.api")
     from core.config import IndexConfig, ModelConfig
-    from core.models import tiny_llama
+    from tests.tiny_models import tiny_llama
 
     noisy_dir = tmp_path / "noisy"
     noisy = tiny_llama(seed=1, noise=0.1, base=tiny_llama())
@@ -405,7 +347,7 @@ def test_hf_assisted_gives_the_plain_greedy_answer(
         engine = api.Engine(cfg, IndexConfig())
         finished = {}
         for kind in ("hf-generate", "hf-assisted"):
-            events = engine.hf_baseline(question, [tiny_pdf], kind, 24)
+            events = hf_baseline(engine, question, [tiny_pdf], kind, 24)
             finished[kind] = next(e for e in events if isinstance(e, Finished))
         assert (engine.drafter is engine.target) == (drafter == "same")
         plain, assisted = finished["hf-generate"], finished["hf-assisted"]

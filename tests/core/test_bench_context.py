@@ -1,4 +1,4 @@
-"""Tests of core.bench_context: page selection, the slice PDFs, the table, one real sweep."""
+"""Tests of bench.context: page selection, the slice PDFs, the table, one real sweep."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.bench import MachineInfo, RunRecord, SpeedReport, summarize
-from core.bench_context import (
+from bench.context import (
     ContextPoint,
     ContextSweep,
     Skipped,
@@ -19,8 +18,10 @@ from core.bench_context import (
     page_token_counts,
     pages_for_tokens,
     parse_contexts,
+    run_context_sweep,
     write_first_pages,
 )
+from bench.speed import MachineInfo, RunRecord, SpeedReport, summarize
 from core.config import DecodeConfig
 from core.errors import ConfigError
 from core.events import Finished
@@ -198,7 +199,7 @@ def test_real_sweep_on_tiny_model(
     work.mkdir()
     lines: list[str] = []
     start = time.perf_counter()
-    sweep = api.run_context_sweep(
+    sweep = run_context_sweep(
         engine, book, [250, 100_000, 5000, 4000, 600], ["What does the keeper see?"],
         ["target", "sd"], 1, 6, DecodeConfig(gamma=3), log=lines.append, workdir=work,
     )  # fmt: skip
@@ -239,7 +240,7 @@ def test_cli_context_sweep(
 ) -> None:
     monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path / "cache"))
     pytest.importorskip("core.api")
-    from app import cli
+    import app.cli.main as cli
 
     library = tmp_path / "library"
     out_json = tmp_path / "results" / "sweep.json"

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from core.bench_quality import (
+from bench.quality import (
     Answered,
     QualityReport,
     Variant,
@@ -18,8 +18,8 @@ from core.bench_quality import (
     quality_to_json,
     sweep_variants,
 )
+from bench.scoring import QAItem, score, summarise
 from core.config import DecodeConfig
-from core.quality import QAItem, score, summarise
 
 PLOTS = Path(__file__).resolve().parents[2] / "bench" / "plots.py"
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""Tests for core.chunking: spans, chunks with overlap and units, with real tokenizers."""
+"""Tests for core.library.chunking: spans, chunks with overlap and units, with real tokenizers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.chunking import (
+from core.library.chunking import (
     SpanCounter,
     fit_units,
     make_chunks,
@@ -18,7 +18,7 @@ from core.chunking import (
     split_spans,
     text_counter,
 )
-from core.ingest import read_pdf
+from core.pdf.reader import read_pdf
 
 
 def _words(text: str) -> int:

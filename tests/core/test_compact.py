@@ -1,4 +1,4 @@
-"""Compact weights (core/decoding/qlinear.py, core/precision.py) against oracles.
+"""Compact weights (core/decoding/qlinear.py, core/models/precision.py) against oracles.
 
 - the packed int4 layout unpacks to the codes it was given, and the kernels compute
   x @ W^T of the dequantized matrix W (the formula, written out here);
@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from bench.gpu_checks import Rig, run_checks, tiny_qwen
+from bench.peers import hf_baseline
 from core.decoding.fastlm import FastSequence, FastWeights
 from core.decoding.qlinear import (
     GROUP,
@@ -169,7 +170,7 @@ def test_offline_model_in_int4_answers_and_sd_is_exact(
     assert engine.target is not None and engine.target.weights == "int4"
     assert answers["sd"] == answers["target"] and answers["target"]
     with pytest.raises(ConfigError, match="--precision bfloat16"):
-        list(engine.hf_baseline("Who kept the gauge log?", [pdf], "hf-generate", 8))
+        list(hf_baseline(engine, "Who kept the gauge log?", [pdf], "hf-generate", 8))
 
 
 @pytest.mark.parametrize("kind", ["dense", "int4"])
@@ -210,7 +211,7 @@ def test_concat_keeps_packed_storage() -> None:
 def test_compact_gguf_load_never_holds_the_dense_model() -> None:
     """SmolLM2's GGUF in int4: projections are packed as they are read (the HF modules
     keep empty matrices), and the model equals packing after a dense load."""
-    from core.models import load_model
+    from core.models.loading import load_model
 
     packed = load_model("smollm2-135m", device="cpu", precision="int4")
     dense = load_model("smollm2-135m", device="cpu", precision="bfloat16")
@@ -225,7 +226,7 @@ def test_compact_gguf_load_never_holds_the_dense_model() -> None:
 
 
 def test_packed_models_count_their_parameters() -> None:
-    from core.models import load_model
+    from core.models.loading import load_model
 
     packed = load_model("smollm2-135m", device="cpu", precision="int4")
     dense = load_model("smollm2-135m", device="cpu", precision="bfloat16")

@@ -1,4 +1,4 @@
-"""A corpus test for core.ingest: every PDF of two Debian TeX Live documentation packages.
+"""A corpus test for core.pdf.extract: every PDF of two Debian TeX Live documentation packages.
 
 Hundreds of real PDFs from many LaTeX versions, classes and drivers (pdfTeX, XeTeX,
 LuaTeX, dvipdfmx ...). `read_pdf` must never crash on any of them: a `RapidQAError`
@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from core.errors import RapidQAError
-from core.ingest import PAGE_SEPARATOR, Document, read_pdf
+from core.pdf.extract import PAGE_SEPARATOR, Document
+from core.pdf.reader import read_pdf
 
 PACKAGES = ("texlive-latex-base-doc", "texlive-latex-recommended-doc")
 MIN_READABLE = 0.95  # share of the files that must parse into a document with text

@@ -15,7 +15,8 @@ from core.decoding.lookup import LookupDrafter
 from core.decoding.loop import Detokenizer, LoopResult, decode
 from core.decoding.proposers import ModelDrafter
 from core.events import DraftStep
-from core.models import LoadedModel, tiny_llama
+from core.models.loading import LoadedModel
+from tests.tiny_models import tiny_llama
 
 TEXT = (
     "The keeper wrote in the log at dusk. The lamp was lit at six and the fog bell rang "

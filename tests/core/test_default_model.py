@@ -15,8 +15,8 @@ import torch
 from core.api import Engine
 from core.config import DecodeConfig, ModelConfig
 from core.events import DraftStep, Finished, Retrieved
-from core.ingest import read_pdf
-from core.prompts import build_prompt
+from core.models.prompts import build_prompt
+from core.pdf.reader import read_pdf
 
 SAMPLE = Path(__file__).parents[2] / "resources" / "sample" / "harrow-point-handbook.pdf"
 QUESTION = "What does the keeper do when fog comes in?"

@@ -13,7 +13,7 @@ from core.api import Engine
 from core.config import DecodeConfig, IndexConfig, ModelConfig
 from core.errors import TokenizerMismatch
 from core.events import DraftStep, Finished, LoadProgress, ModelLoaded
-from core.models import load_pair
+from core.models.loading import load_pair
 
 SAMPLE = Path(__file__).parents[2] / "resources" / "sample" / "harrow-point-handbook.pdf"
 QUESTION = "When was the Harrow Point light first exhibited?"

@@ -251,7 +251,7 @@ def test_kv_store_is_keyed_by_model_content_not_name(
 ) -> None:
     """Issue 15, defect 4: two different models in folders of the same name must not
     reuse each other's document KV from the disk store (it was keyed by the name)."""
-    from core.models import tiny_llama
+    from tests.tiny_models import tiny_llama
 
     other = tiny_llama(seed=7)
     folder = tmp_path / "elsewhere" / tiny_model_dir.name  # same display name
@@ -276,7 +276,7 @@ def test_lookup_under_eta_reads_only_the_passages(
     """Issue 15, defect 3: under eta > 0 lookup drafts come from the retrieved passages
     and the document, never the question, in both drafter contexts (the KV-select
     drafter's token list included the question)."""
-    import core.facade as facade
+    import core.session as facade
 
     seen: list[list[list[int]]] = []
     real = facade.LookupDrafter

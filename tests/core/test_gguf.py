@@ -15,11 +15,11 @@ import pytest
 import torch
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from core import gguf_model
 from core.errors import ModelError
-from core.gguf_quants import dequantize_tensor, supported_in_torch
-from core.models import load_model, models_dir
-from core.packaged import OFFLINE_MODELS, offline_gguf
+from core.models import gguf as gguf_model
+from core.models.gguf_quants import dequantize_tensor, supported_in_torch
+from core.models.loading import load_model, models_dir
+from core.models.packaged import OFFLINE_MODELS, offline_gguf
 
 Q = GGMLQuantizationType
 # Byte ranges of each block format's fp16 fields (the rest are codes and 6-bit scales).

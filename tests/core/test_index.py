@@ -1,4 +1,4 @@
-"""Tests for core.index: the on-disk library (real PDFs, real MiniLM, SQLite, FAISS)."""
+"""Tests for core.library.store: the on-disk library (real PDFs, real MiniLM, SQLite, FAISS)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.embed import Embedder
 from core.errors import Cancelled, DocumentError, LibraryBusy, LibraryError
 from core.events import drain
-from core.index import Chunking, Library, tokenizer_id
-from core.ingest import read_pdf
+from core.library.embed import Embedder
+from core.library.schema import Chunking, tokenizer_id
+from core.library.store import Library
+from core.pdf.reader import read_pdf
 
 MakePdf = Callable[..., Path]
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,7 +155,7 @@ def test_a_second_writer_gets_a_clear_busy_error(
     Library(root, embedder).close()
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from core.index import Library; lib = Library(sys.argv[1]);\n"
+         "import sys, time; from core.library.store import Library; lib = Library(sys.argv[1]);\n"
          "with lib._writing():\n    print('locked', flush=True); time.sleep(60)", str(root)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -222,7 +223,7 @@ def test_approximate_index_past_the_limit(
     with Library(tmp_path / "lib", embedder, exact_limit=20) as lib:
         for pdf in pdfs.values():
             _add(lib, pdf, chunking, target_tokenizer)
-        assert lib.unit_count() > 20 and lib._vector_index().kind == "ivf"
+        assert lib.unit_count() > 20 and lib.vectors.index().kind == "ivf"
         queries = ["harbour shelf", "orchard item 23", "archive clerk every 4 days"]
         recall = []
         for query in queries:

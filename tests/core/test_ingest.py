@@ -1,4 +1,4 @@
-"""Tests for core.ingest: real PDFs made with PyMuPDF, real manuals, every error."""
+"""Tests for core.pdf.extract: real PDFs made with PyMuPDF, real manuals, every error."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import pymupdf
 import pytest
 
 from core.errors import Cancelled, DocumentError, PasswordRequired
-from core.ingest import PAGE_SEPARATOR, Document, normalise_text, ocr_available, read_pdf
+from core.pdf.extract import PAGE_SEPARATOR, Document
+from core.pdf.reader import ocr_available, read_pdf
+from core.pdf.text import normalise_text
 
 MakePdf = Callable[..., Path]  # the `make_pdf` fixture (tests/conftest.py)
 

@@ -1,5 +1,5 @@
 """Reading a PDF in a child process: the same document as in this process, the same
-errors, cancel and a dying reader handled (core/ingest_process.py)."""
+errors, cancel and a dying reader handled (core/pdf/child.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from core.errors import Cancelled, DocumentError, PasswordRequired
 from core.events import drain
-from core.ingest import read_pdf, reading_pdf
+from core.pdf.reader import read_pdf, reading_pdf
 
 
 def _no_children() -> bool:

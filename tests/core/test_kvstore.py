@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from core.kvstore import KVStore, prefix_key
+from core.models.kvstore import KVStore, prefix_key
 
 
 def _kv(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

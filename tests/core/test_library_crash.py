@@ -1,4 +1,4 @@
-"""Crash safety of core.index: a writer killed with SIGKILL anywhere leaves a consistent library.
+"""Crash safety of core.library.store: a writer killed anywhere leaves a consistent library.
 
 A helper process (tests/core/_ingest_child.py) forks writers that add and remove PDFs
 in a loop; the test kills each one with SIGKILL at a random moment, twenty times, and
@@ -28,9 +28,10 @@ from typing import IO
 import pytest
 
 from core.errors import LibraryBusy
-from core.index import Chunking, DocumentInfo, Library, tokenizer_id
-from core.ingest import read_pdf
-from core.models import counting_tokenizer, load_tokenizer
+from core.library.schema import Chunking, DocumentInfo, tokenizer_id
+from core.library.store import Library
+from core.models.loading import counting_tokenizer, load_tokenizer
+from core.pdf.reader import read_pdf
 
 MakePdf = Callable[..., Path]  # the `make_pdf` fixture (tests/conftest.py)
 

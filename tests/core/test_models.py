@@ -1,4 +1,4 @@
-"""Tests for core.models: devices, dtypes, offline models by short name, loading, pairing."""
+"""core.models.loading: devices, dtypes, offline models by short name, loading, pairing."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from core import models
 from core.config import ModelConfig
 from core.errors import ConfigError, ModelError, TokenizerMismatch
-from core.models import (
+from core.models import loading as models
+from core.models.loading import (
     LoadedModel,
     cache_dir,
     check_same_tokenizer,
@@ -26,10 +26,10 @@ from core.models import (
     models_dir,
     resolve_device,
     same_model,
-    tiny_llama,
 )
-from core.packaged import OFFLINE_MODELS, offline_gguf, offline_model
-from core.precision import Precision, resolve_precision
+from core.models.packaged import OFFLINE_MODELS, offline_gguf, offline_model
+from core.models.precision import Precision, resolve_precision
+from tests.tiny_models import tiny_llama
 
 IM_END = 2  # "<|im_end|>" in the SmolLM2 vocabulary
 

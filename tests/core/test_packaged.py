@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from core import packaged
 from core.errors import ModelError
-from core.models import models_dir
-from core.packaged import OFFLINE_MODELS, OfflineModel, offline_gguf
+from core.models import packaged
+from core.models.loading import models_dir
+from core.models.packaged import OFFLINE_MODELS, OfflineModel, offline_gguf
 
 PART = 1 << 20  # the fake model's part size
 
 
 def test_installed_versions_are_the_pinned_ones() -> None:
-    """scripts/setup.sh installs exactly the distributions core/packaged.py pins."""
+    """scripts/setup.sh installs exactly the distributions core/models/packaged.py pins."""
     for model in OFFLINE_MODELS.values():
         for requirement in model.requirements():
             name, version = requirement.split("==")

@@ -1,4 +1,4 @@
-"""Scoring answers against a labelled question set (core/quality.py)."""
+"""Scoring answers against a labelled question set (bench/scoring.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from core.quality import (
+from bench.scoring import (
     QASetError,
     Scored,
     contains_reference,

@@ -1,4 +1,4 @@
-"""Tests for core.render: layout, pixels and search of real PDFs, and every error."""
+"""Tests for core.pdf.render: layout, pixels and search of real PDFs, and every error."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pymupdf
 import pytest
 
 from core.errors import DocumentError, PasswordRequired
-from core.ingest import read_pdf
-from core.render import PageRenderer, RenderedPage
+from core.pdf.reader import read_pdf
+from core.pdf.render import PageRenderer, RenderedPage
 
 MakePdf = Callable[..., Path]  # the `make_pdf` fixture (tests/conftest.py)
 A4 = (595.0, 842.0)

@@ -1,4 +1,4 @@
-"""Tests for core.retrieve over a real library: dense search against a brute-force
+"""Tests for core.library.retrieve over a real library: dense search against a brute-force
 oracle, hybrid BM25 fusion, budgeted selection in document order, citations with
 pages and rectangles (real MiniLM, real FAISS, real PDFs)."""
 
@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.embed import Embedder
 from core.errors import ConfigError, QuestionError
 from core.events import ChunkRef
-from core.index import Chunking, Library, tokenizer_id
-from core.retrieve import Retriever, join_chunks
+from core.library.embed import Embedder
+from core.library.retrieve import Retriever, join_chunks
+from core.library.schema import Chunking, tokenizer_id
+from core.library.store import Library
 
 MakePdf = Callable[..., Path]  # the `make_pdf` fixture (tests/conftest.py)
 

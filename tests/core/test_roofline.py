@@ -249,7 +249,8 @@ def test_gpu_speed_tiny_cpu_run(tmp_path: Path) -> None:
 
 
 def test_gpu_speed_acceptance_files(tmp_path: Path) -> None:
-    gs = _load("gpu_projection")
+    gs = _load("gpu_timing")
+    gp = _load("gpu_projection")
     f = tmp_path / "a.json"
     f.write_text("2.5")
     assert gs.load_acceptance(str(f)).mean_accepted == 2.5
@@ -261,7 +262,7 @@ def test_gpu_speed_acceptance_files(tmp_path: Path) -> None:
     f.write_text(json.dumps({"other": 1}))
     with pytest.raises(ValueError):
         gs.load_acceptance(str(f))
-    assert gs.parse_ints("2..5") == [2, 3, 4, 5] and gs.parse_ints("2,8") == [2, 8]
+    assert gp.parse_ints("2..5") == [2, 3, 4, 5] and gp.parse_ints("2,8") == [2, 8]
     assert gs.Acceptance(None, 0.5, "x").at(3) == pytest.approx(0.875)
 
 

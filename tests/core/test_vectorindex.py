@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-import core.vectorindex as cv
+import core.library.vectors as cv
 from core.errors import RapidQAError
-from core.vectorindex import VectorIndex, VectorIndexError
+from core.library.vectors import VectorIndex, VectorIndexError
 
 DIM = 32
 LIMIT = 2_000  # small exact_limit: 2,000+ vectors exercise the IVF kind

@@ -100,7 +100,7 @@ def test_licences_of_the_bundled_distributions(tmp_path: Path) -> None:
 
 def test_licences_of_the_bundled_model_files(tmp_path: Path) -> None:
     """The Qwen pair ships as joined GGUF files, not packages: each gets its licence."""
-    from core.packaged import QWEN_05B, QWEN_15B, bundled_name
+    from core.models.packaged import QWEN_05B, QWEN_15B, bundled_name
 
     bundle, work = _bundle(tmp_path, ["numpy"], [])
     models = bundle / "_internal" / "models"
@@ -181,3 +181,20 @@ def test_deb_depends_refuses_a_library_missing_on_the_build_machine(tmp_path: Pa
 
     assert result.returncode == 1
     assert "libfaiss.so (needed by faiss/_swigfaiss" in result.stderr
+
+
+def test_every_package_folder_is_in_the_wheel() -> None:
+    """A package folder missing from `[tool.setuptools] packages` would be left out of a
+    wheel and of the installers' build environment (an editable install hides it)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(root).parts)
+        for top in ("core", "app", "bench")
+        for init in (root / top).rglob("__init__.py")
+    }
+    assert found <= listed, f"add to pyproject.toml's packages: {sorted(found - listed)}"

@@ -1,0 +1,1 @@
+"""Benchmarks above the engine: speed, context sweep, quality, scoring; and their scripts."""

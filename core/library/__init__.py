@@ -1,0 +1,1 @@
+"""The library: document store (SQLite), chunking, embeddings, FAISS vectors, retrieval."""

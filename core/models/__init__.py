@@ -1,0 +1,1 @@
+"""Model runtime: loading, GGUF conversion cache, precision, prompts, the KV store."""

@@ -1,0 +1,1 @@
+"""PDF handling: text and layout extraction (in a child process), page rendering."""

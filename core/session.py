@@ -1,0 +1,262 @@
+"""One question, from its documents to its answer: the context plan applied
+(retrieval for the target when the document does not fit, passages for the
+drafter), the prefills through the model runtime (reusing KV caches), the proposers
+(the drafter model; the KV-select self-drafter; n-gram lookup), the decoding loop,
+and the closing `Finished` (docs/architecture.md, "How a question flows").
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from core.config import DecodeConfig
+from core.decoding.fastlm import FastSequence
+from core.decoding.lm import Sequence as LMSequence
+from core.decoding.lookup import LookupDrafter
+from core.decoding.loop import Detokenizer, LoopResult, decode
+from core.decoding.proposers import ModelDrafter, trimmed_head_ids
+from core.events import ChunkRef, Event, Finished, Notice, PrefillProgress, Retrieved
+from core.library.retrieve import Retriever, join_chunks
+from core.models.prompts import Prompt, build_prompt, context_room, context_token_spans
+from core.models.runtime import ModelRuntime
+from core.pdf.extract import Document
+from core.plan import plan_context
+
+TokenSpans = tuple[int, list[tuple[int, int]]]  # `context_token_spans` of a document set
+
+
+class AnswerSession:
+    """Answers questions about documents the engine has read: `ask` runs one.
+
+    `doc_tokens` (document id -> its target tokens) and `token_spans` (document set ->
+    its prefix token spans, for the KV-select drafter) are the engine's caches,
+    shared across questions."""
+
+    def __init__(
+        self,
+        runtime: ModelRuntime,
+        retriever: Retriever,
+        doc_tokens: dict[str, list[int]],
+        token_spans: dict[tuple[str, ...], TokenSpans],
+        cancel: threading.Event,
+    ) -> None:
+        self.runtime = runtime
+        self.retriever = retriever
+        self._doc_tokens = doc_tokens
+        self._token_spans = token_spans
+        self._cancel = cancel
+
+    def ask(
+        self, question: str, docs: Sequence[Document], cfg: DecodeConfig, t_start: float
+    ) -> Iterator[Event]:
+        """Answer `question` (checked) about `docs` (read, in order); ends with one
+        `Finished` event. `t_start` is when the user asked (end-to-end timing)."""
+        target, drafter = self.runtime.loaded()
+        doc_ids = [d.doc_id for d in docs]
+        full_text, doc_starts = join_documents(docs)
+        doc_tokens = sum(len(self._doc_tokens[d]) for d in doc_ids)
+        retriever = self.retriever
+        tok = target.tokenizer
+        count = token_counter(tok)
+
+        # Target context: the whole document when it fits the window, else the
+        # best-matching sections that do (retrieval with the target's budget).
+        room = context_room(tok, target.context_window, question, cfg.max_new_tokens)
+        plan = plan_context(
+            doc_tokens, len(docs), room, window=target.context_window,
+            max_new_tokens=cfg.max_new_tokens, mode=cfg.mode, budget=cfg.budget,
+        )  # fmt: skip
+        target_room, budget = plan.target_room, plan.drafter_budget
+        target_chunks: tuple[ChunkRef, ...] = ()
+        if plan.target_reads_all:
+            target_text = full_text
+        else:
+            target_chunks = tuple(retriever.select(question, target_room, count, doc_ids))
+            target_text = join_chunks(target_chunks)
+            yield Notice(
+                f"The document has {doc_tokens} tokens; the target's window holds "
+                f"{target.context_window}. The target reads the {len(target_chunks)} "
+                f"best-matching sections ({count(target_text)} tokens).",
+                "warning",
+            )
+            yield Retrieved("target", target_chunks, target_room, count(target_text))
+
+        drafter_chunks: tuple[ChunkRef, ...] = ()
+        drafter_prompt: Prompt | None = None
+        if cfg.mode in ("rag", "sd", "rapid"):
+            d_room = context_room(tok, drafter.context_window, question, cfg.max_new_tokens)
+            drafter_chunks = tuple(
+                retriever.select(question, max(0, min(budget, d_room)), count, doc_ids)
+            )
+            d_text = join_chunks(drafter_chunks)
+            drafter_prompt = build_prompt(drafter.tokenizer, d_text, question)
+            yield Retrieved("drafter", drafter_chunks, budget, count(d_text))
+
+        # Prefill the target (`rag`: the target reads the drafter's context instead).
+        if cfg.mode == "rag":
+            assert drafter_prompt is not None
+            target_prompt = build_prompt(tok, join_chunks(drafter_chunks), question)
+        else:
+            target_prompt = build_prompt(tok, target_text, question)
+        t_prefill = time.perf_counter()
+        seq = yield from self.runtime.target_sequence(target, target_prompt, cfg)
+        if seq is None:
+            yield cancelled_answer(cfg, t_start)
+            return
+        target_prefill_s = time.perf_counter() - t_prefill
+
+        # Drafter: its own sequence on the retrieved context (shared weights if self).
+        model_drafter: ModelDrafter | None = None
+        lookup: LookupDrafter | None = None
+        drafter_prefill_s = 0.0
+        if cfg.speculative and drafter_prompt is not None:
+            t_d = time.perf_counter()
+            f = self.runtime.factory(drafter)
+            extra = cfg.max_new_tokens + 2 * cfg.gamma + 8
+            select = (
+                cfg.drafter_kv == "select" and drafter is target and not target_chunks
+                and isinstance(seq, FastSequence)
+            )  # fmt: skip
+            if select:
+                # Self-speculation: the drafter reads the retrieved passages straight
+                # from the target's prefilled KV cache (no prefill of its own).
+                assert isinstance(seq, FastSequence)
+                spans_key = tuple(d.doc_id for d in docs)
+                if spans_key not in self._token_spans:  # once per document set
+                    self._token_spans[spans_key] = context_token_spans(tok, full_text)
+                positions = passage_positions(
+                    self._token_spans[spans_key], doc_starts, drafter_chunks, seq.length,
+                    len(target_prompt.prefix),
+                )  # fmt: skip
+                dseq: LMSequence = FastSequence.select_from(seq, positions, extra)
+                prompt_ids = target_prompt.ids
+                d_ids = [prompt_ids[i] for i in positions.tolist()] + [prompt_ids[-1]]
+                yield PrefillProgress("drafter", len(d_ids), len(d_ids),
+                                      time.perf_counter() - t_d, len(d_ids))  # fmt: skip
+            else:
+                d_ids = drafter_prompt.ids
+                reused = yield from self.runtime.drafter_sequence(drafter, d_ids, extra, cfg)
+                if reused is None:
+                    yield cancelled_answer(cfg, t_start)
+                    return
+                dseq = reused
+            head_ids = trimmed_head_ids(d_ids, f.vocab_size) if f.fast is not None else None
+            model_drafter = ModelDrafter(dseq, f.lm_head, target.model.config.vocab_size, head_ids)
+            model_drafter.pending = [d_ids[-1]]
+            drafter_prefill_s = time.perf_counter() - t_d
+            if cfg.lookup:
+                doc_ids_all = [t for d in docs for t in self._doc_tokens[d.doc_id]]
+                if cfg.effective_eta == 0:
+                    sources = [list(target_prompt.suffix), d_ids, doc_ids_all]
+                else:
+                    # Under eta answers began by restating the question ("Question:
+                    # ...", 28 of 48 in the quality benchmark): look up in the passages
+                    # only. (The KV-select drafter's own token list holds the question
+                    # too, so the passages come from its prompt in both contexts.)
+                    passages = drafter_prompt.ids[: len(drafter_prompt.prefix)]
+                    sources = [passages, doc_ids_all]
+                lookup = LookupDrafter(
+                    sources, search_answer=cfg.effective_eta == 0, tail=target_prompt.ids
+                )
+
+        # Decode.
+        detok = Detokenizer(lambda ids: str(tok.decode(ids, skip_special_tokens=True)))
+        result = LoopResult(tokens=[])
+        prompt_ids = target_prompt.ids
+        cost_key = (target.key, target.precision, len(prompt_ids) // 2048)
+        first_token_at = 0.0
+        for ev in decode(
+            seq, prompt_ids[-1], cfg,
+            vocab=int(target.model.config.vocab_size), eos_ids=frozenset(target.eos_ids),
+            detok=detok, drafter=model_drafter, lookup=lookup,
+            cancelled=self._cancel.is_set, result=result,
+            cost_prior=self.runtime.verify_costs.get(cost_key),
+        ):  # fmt: skip
+            if not first_token_at and result.tokens:
+                first_token_at = time.perf_counter()
+            yield ev
+        self.runtime.verify_costs[cost_key] = result.verify_costs
+        chunks = drafter_chunks or target_chunks
+        yield Finished(
+            answer=detok.text.strip(),
+            mode=cfg.mode,
+            stop_reason=result.stop_reason,  # type: ignore[arg-type]
+            new_tokens=len(result.tokens),
+            rounds=result.rounds,
+            drafted=result.drafted,
+            accepted=result.accepted,
+            target_prefill_s=target_prefill_s,
+            drafter_prefill_s=drafter_prefill_s,
+            decode_s=result.decode_s,
+            end_to_end_s=time.perf_counter() - t_start,
+            baseline_step_s=result.baseline_step_s,
+            chunks=chunks,
+            time_to_first_token_s=(first_token_at or time.perf_counter()) - t_start,
+        )
+
+
+def cancelled_answer(cfg: DecodeConfig, t_start: float) -> Finished:
+    """The `Finished` of a question cancelled before its first token."""
+    return Finished(
+        answer="", mode=cfg.mode, stop_reason="cancelled", new_tokens=0, rounds=0,
+        drafted=0, accepted=0, target_prefill_s=0.0, drafter_prefill_s=0.0, decode_s=0.0,
+        end_to_end_s=time.perf_counter() - t_start, baseline_step_s=0.0,
+    )  # fmt: skip
+
+
+def passage_positions(
+    token_spans: tuple[int, list[tuple[int, int]]], doc_starts: dict[str, int],
+    chunks: Sequence[ChunkRef], cached: int, prefix_len: int,
+) -> torch.Tensor:  # fmt: skip
+    """Target-cache positions a KV-select drafter reads: the template head, the tokens
+    of the retrieved passages, and the question (everything after the prefix).
+
+    `token_spans` is `context_token_spans` of the joined text, `doc_starts` where each
+    document starts in it (`join_documents`)."""
+    shift, offsets = token_spans
+    spans = sorted((doc_starts[c.doc_id] + c.start_char, doc_starts[c.doc_id] + c.end_char)
+                   for c in chunks)  # fmt: skip
+    keep = list(range(shift))
+    j = 0
+    for i, (s, e) in enumerate(offsets):
+        if s < 0:  # template head
+            keep.append(shift + i)
+            continue
+        while j < len(spans) and spans[j][1] <= s:
+            j += 1
+        if j < len(spans) and spans[j][0] < e:
+            keep.append(shift + i)
+    keep.extend(range(prefix_len, cached))
+    return torch.tensor(keep, dtype=torch.long)
+
+
+def token_counter(tok: Any) -> Any:
+    def count(text: str) -> int:
+        return len(tok.encode(text, add_special_tokens=False))
+
+    return count
+
+
+def join_documents(docs: Sequence[Document]) -> tuple[str, dict[str, int]]:
+    """The target's context text of `docs`, and where each document's text starts in it."""
+    parts: list[str] = []
+    starts: dict[str, int] = {}
+    pos = 0
+    for i, d in enumerate(docs):
+        if i:
+            parts.append("\n\n")
+            pos += 2
+        header = _doc_header(d, len(docs))
+        starts[d.doc_id] = pos + len(header)
+        parts.append(header + d.text)
+        pos += len(header) + len(d.text)
+    return "".join(parts), starts
+
+
+def _doc_header(doc: Document, n_docs: int) -> str:
+    return f"# {doc.title}\n\n" if n_docs > 1 else ""
