@@ -99,6 +99,11 @@ class DecodeConfig:
     # target's prefilled KV cache (no drafter prefill); "prefill" = it prefills its own
     # prompt of the passages (docs/architecture.md, step 1; always used for a different drafter).
     drafter_kv: Literal["select", "prefill"] = "select"
+    # A preliminary answer (docs/architecture.md, "Preliminary answer"): when the target
+    # must first read at least this many tokens of a document not in its KV cache, on a
+    # CPU, the drafter answers from the retrieved passages alone while the target reads.
+    preliminary: bool = True
+    preliminary_min_tokens: int = 2048
 
     @property
     def effective_eta(self) -> float:

@@ -18,7 +18,8 @@ from typing import Any
 
 from core.config import MAX_GAMMA, DecodeConfig, IndexConfig, ModelConfig
 from core.errors import ConfigError, QuestionError
-from core.events import DocumentRead, Event, Notice, Status
+from core.events import BeyondRun, ChunkRef, DocumentRead, Event, Notice, Status
+from core.evidence import locate_evidence
 from core.gc_quiet import quiet
 from core.library.embed import Embedder
 from core.library.retrieve import Hit, Retriever
@@ -218,10 +219,35 @@ class Engine:
         docs: list[Document] = []
         for doc_id in dict.fromkeys(refs):  # in the order given, once each
             docs.append((yield from self._loaded(doc_id)))
-        session = AnswerSession(
+        yield from self._session().ask(question, docs, cfg, t_start)
+
+    @quiet
+    def evidence(
+        self,
+        question: str,
+        doc_ids: Sequence[str],
+        answer_ids: Sequence[int],
+        run: BeyondRun,
+        passages: Sequence[ChunkRef] = (),
+        decode_cfg: DecodeConfig | None = None,
+    ) -> Iterator[Event]:
+        """Where the target looked while writing `run` of an answer (core/evidence.py);
+        ends with one `Evidence`. The answer's question, documents and settings must be
+        those it was asked with, for the target to read what it read then."""
+        cfg = decode_cfg or DecodeConfig()
+        question = _check_question(question)
+        _check_config(cfg)
+        self._cancel.clear()
+        yield from self.load_models()
+        docs: list[Document] = []
+        for doc_id in dict.fromkeys(doc_ids or [i.doc_id for i in self.library.documents()]):
+            docs.append((yield from self._loaded(self.library.info(doc_id).doc_id)))
+        yield from locate_evidence(self._session(), question, docs, answer_ids, run, passages, cfg)
+
+    def _session(self) -> AnswerSession:
+        return AnswerSession(
             self.runtime, self.retriever, self._doc_tokens, self._token_spans, self._cancel
         )
-        yield from session.ask(question, docs, cfg, t_start)
 
     # -------------------------------------------------------------- prompts
     def full_prompt(

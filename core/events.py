@@ -236,6 +236,91 @@ class DraftStep:
 
 
 @dataclass(frozen=True)
+class SentenceCitation:
+    """The passages one sentence of an answer comes from (docs/architecture.md,
+    "Citations").
+
+    `start`/`end`: the sentence's character span in `Finished.answer`. `passages`:
+    0-based indices into `Finished.chunks`, shown as marks [i + 1]; empty = no
+    support found (the sentence is marked unsupported). `spots[j]` narrows
+    `passages[j]` to the lines that match the sentence (its own span, pages and
+    rects): what a click highlights. `drafted`: the share of the sentence's tokens
+    that were accepted drafts (proposed from the passages).
+    """
+
+    start: int
+    end: int
+    passages: tuple[int, ...]
+    spots: tuple[ChunkRef, ...] = ()
+    drafted: float = 0.0
+
+    @property
+    def supported(self) -> bool:
+        return bool(self.passages)
+
+
+@dataclass(frozen=True)
+class BeyondRun:
+    """A run of answer tokens the target wrote against the drafter: corrections and
+    rounds of low acceptance, where the retrieved passages were not enough.
+
+    `first`/`last`: emitted-token indices [first, last); `start`/`end`: its character
+    span in `Finished.answer`; `corrections`: rejected drafts inside it.
+    """
+
+    first: int
+    last: int
+    start: int
+    end: int
+    corrections: int
+
+
+@dataclass(frozen=True)
+class PreliminaryToken:
+    """Text of the preliminary answer, streaming: the drafter alone on the retrieved
+    passages while the target reads a long document (appended in order)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class PreliminaryAnswer:
+    """The preliminary answer is complete; the target's read continues and the RAPID
+    answer (`DraftStep`s, then `Finished`) replaces it."""
+
+    answer: str
+    tokens: int
+    seconds: float  # from the question to this answer
+    chunks: tuple[ChunkRef, ...] = ()
+
+
+@dataclass(frozen=True)
+class EvidenceSpot:
+    """A place the target looked while writing a `BeyondRun`: a span of the document
+    (`ref`, with its pages and line rects) and its share of the run's attention mass
+    over the document (0-1). `retrieved`: inside the passages the drafter read."""
+
+    ref: ChunkRef
+    weight: float
+    retrieved: bool
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Where the target looked for one run (`Engine.evidence`), strongest first.
+    `outside`: the strongest spot lies outside the retrieved passages (offered as a
+    citation)."""
+
+    run: BeyondRun
+    spots: tuple[EvidenceSpot, ...]
+    seconds: float
+
+    @property
+    def outside(self) -> bool:
+        return bool(self.spots) and not self.spots[0].retrieved
+
+
+@dataclass(frozen=True)
 class Finished:
     """The answer is complete; totals of the run."""
 
@@ -253,6 +338,14 @@ class Finished:
     baseline_step_s: float  # calibrated target one-token step (median)
     chunks: tuple[ChunkRef, ...] = field(default_factory=tuple)
     time_to_first_token_s: float = 0.0
+    # Provenance (core/citations.py): each sentence's passages (indices into `chunks`),
+    # the runs the target wrote against the drafter, the emitted token ids (what
+    # `Engine.evidence` re-reads) and the preliminary answer shown while the target
+    # read the document ("" when there was none).
+    citations: tuple[SentenceCitation, ...] = ()
+    beyond: tuple[BeyondRun, ...] = ()
+    answer_ids: tuple[int, ...] = ()
+    preliminary: str = ""
 
     @property
     def acceptance_rate(self) -> float:
@@ -285,5 +378,8 @@ Event = (
     | Retrieved
     | Calibrated
     | DraftStep
+    | PreliminaryToken
+    | PreliminaryAnswer
+    | Evidence
     | Finished
 )

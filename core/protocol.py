@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from core.config import DecodeConfig, IndexConfig, ModelConfig
-from core.events import Event
+from core.events import BeyondRun, ChunkRef, Event
 
 if TYPE_CHECKING:
     from core.library.retrieve import Hit
@@ -80,6 +80,22 @@ class EngineAPI(Protocol):
         password: str | None = None,
     ) -> Iterator[Event]:
         """Answer `question` about PDFs or library ids (none: the whole library)."""
+        ...
+
+    def evidence(
+        self,
+        question: str,
+        doc_ids: Sequence[str],
+        answer_ids: Sequence[int],
+        run: BeyondRun,
+        passages: Sequence[ChunkRef] = (),
+        decode_cfg: DecodeConfig | None = None,
+    ) -> Iterator[Event]:
+        """Where the target looked while writing `run` of an answer (`Finished.answer_ids`
+        to `question` about library documents `doc_ids`, asked with `decode_cfg`): re-runs
+        the run's tokens through the target with attention weights over the document's
+        KV cache; ends with one `Evidence` (spots strongest first; `retrieved` = inside
+        `passages`, the passages the drafter read)."""
         ...
 
     def cancel(self) -> None:

@@ -10,22 +10,33 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from core.citations import answer_tokens, beyond_runs, cite
 from core.config import DecodeConfig
 from core.decoding.fastlm import FastSequence
 from core.decoding.lm import Sequence as LMSequence
 from core.decoding.lookup import LookupDrafter
 from core.decoding.loop import Detokenizer, LoopResult, decode
 from core.decoding.proposers import ModelDrafter, trimmed_head_ids
-from core.events import ChunkRef, Event, Finished, Notice, PrefillProgress, Retrieved
+from core.events import (
+    ChunkRef,
+    DraftStep,
+    Event,
+    Finished,
+    Notice,
+    PrefillProgress,
+    Retrieved,
+)
 from core.library.retrieve import Retriever, join_chunks
 from core.models.prompts import Prompt, build_prompt, context_room, context_token_spans
 from core.models.runtime import ModelRuntime
 from core.pdf.extract import Document
-from core.plan import plan_context
+from core.plan import ContextPlan, plan_context
+from core.preliminary import preliminary_answer, wants_preliminary
 
 TokenSpans = tuple[int, list[tuple[int, int]]]  # `context_token_spans` of a document set
 
@@ -50,6 +61,7 @@ class AnswerSession:
         self._doc_tokens = doc_tokens
         self._token_spans = token_spans
         self._cancel = cancel
+        self.cancelled = cancel.is_set  # whether the user cancelled the running job
 
     def ask(
         self, question: str, docs: Sequence[Document], cfg: DecodeConfig, t_start: float
@@ -58,33 +70,20 @@ class AnswerSession:
         `Finished` event. `t_start` is when the user asked (end-to-end timing)."""
         target, drafter = self.runtime.loaded()
         doc_ids = [d.doc_id for d in docs]
-        full_text, doc_starts = join_documents(docs)
-        doc_tokens = sum(len(self._doc_tokens[d]) for d in doc_ids)
         retriever = self.retriever
         tok = target.tokenizer
         count = token_counter(tok)
-
-        # Target context: the whole document when it fits the window, else the
-        # best-matching sections that do (retrieval with the target's budget).
-        room = context_room(tok, target.context_window, question, cfg.max_new_tokens)
-        plan = plan_context(
-            doc_tokens, len(docs), room, window=target.context_window,
-            max_new_tokens=cfg.max_new_tokens, mode=cfg.mode, budget=cfg.budget,
-        )  # fmt: skip
-        target_room, budget = plan.target_room, plan.drafter_budget
-        target_chunks: tuple[ChunkRef, ...] = ()
-        if plan.target_reads_all:
-            target_text = full_text
-        else:
-            target_chunks = tuple(retriever.select(question, target_room, count, doc_ids))
-            target_text = join_chunks(target_chunks)
+        ctx = self.target_context(question, docs, cfg)
+        target_text, target_chunks, doc_starts = ctx.text, ctx.chunks, ctx.doc_starts
+        budget = ctx.plan.drafter_budget
+        if target_chunks:
             yield Notice(
-                f"The document has {doc_tokens} tokens; the target's window holds "
+                f"The document has {ctx.doc_tokens} tokens; the target's window holds "
                 f"{target.context_window}. The target reads the {len(target_chunks)} "
                 f"best-matching sections ({count(target_text)} tokens).",
                 "warning",
             )
-            yield Retrieved("target", target_chunks, target_room, count(target_text))
+            yield Retrieved("target", target_chunks, ctx.plan.target_room, count(target_text))
 
         drafter_chunks: tuple[ChunkRef, ...] = ()
         drafter_prompt: Prompt | None = None
@@ -103,6 +102,18 @@ class AnswerSession:
             target_prompt = build_prompt(tok, join_chunks(drafter_chunks), question)
         else:
             target_prompt = build_prompt(tok, target_text, question)
+        preliminary = ""
+        if drafter_prompt is not None and wants_preliminary(
+            self.runtime, target, target_prompt, cfg
+        ):
+            early = yield from preliminary_answer(
+                self.runtime, drafter, drafter_prompt, cfg, self._cancel.is_set, t_start,
+                drafter_chunks,
+            )  # fmt: skip
+            if early is None:
+                yield cancelled_answer(cfg, t_start)
+                return
+            preliminary = early
         t_prefill = time.perf_counter()
         seq = yield from self.runtime.target_sequence(target, target_prompt, cfg)
         if seq is None:
@@ -126,11 +137,8 @@ class AnswerSession:
                 # Self-speculation: the drafter reads the retrieved passages straight
                 # from the target's prefilled KV cache (no prefill of its own).
                 assert isinstance(seq, FastSequence)
-                spans_key = tuple(d.doc_id for d in docs)
-                if spans_key not in self._token_spans:  # once per document set
-                    self._token_spans[spans_key] = context_token_spans(tok, full_text)
                 positions = passage_positions(
-                    self._token_spans[spans_key], doc_starts, drafter_chunks, seq.length,
+                    self.token_spans(docs, target_text), doc_starts, drafter_chunks, seq.length,
                     len(target_prompt.prefix),
                 )  # fmt: skip
                 dseq: LMSequence = FastSequence.select_from(seq, positions, extra)
@@ -170,6 +178,7 @@ class AnswerSession:
         prompt_ids = target_prompt.ids
         cost_key = (target.key, target.precision, len(prompt_ids) // 2048)
         first_token_at = 0.0
+        steps: list[DraftStep] = []
         for ev in decode(
             seq, prompt_ids[-1], cfg,
             vocab=int(target.model.config.vocab_size), eos_ids=frozenset(target.eos_ids),
@@ -179,11 +188,15 @@ class AnswerSession:
         ):  # fmt: skip
             if not first_token_at and result.tokens:
                 first_token_at = time.perf_counter()
+            if isinstance(ev, DraftStep):
+                steps.append(ev)
             yield ev
         self.runtime.verify_costs[cost_key] = result.verify_costs
         chunks = drafter_chunks or target_chunks
+        answer = detok.text.strip()
+        citations = cite(answer, answer_tokens(steps), chunks, self._narrow) if chunks else ()
         yield Finished(
-            answer=detok.text.strip(),
+            answer=answer,
             mode=cfg.mode,
             stop_reason=result.stop_reason,  # type: ignore[arg-type]
             new_tokens=len(result.tokens),
@@ -197,7 +210,58 @@ class AnswerSession:
             baseline_step_s=result.baseline_step_s,
             chunks=chunks,
             time_to_first_token_s=(first_token_at or time.perf_counter()) - t_start,
+            citations=citations,
+            beyond=beyond_runs(steps) if drafter_chunks else (),
+            answer_ids=tuple(result.tokens),
+            preliminary=preliminary,
         )
+
+    def target_context(
+        self, question: str, docs: Sequence[Document], cfg: DecodeConfig
+    ) -> TargetContext:
+        """What the target reads for `question`: the whole documents when they fit its
+        window, else the best-matching sections that do (retrieval with its budget)."""
+        target, _ = self.runtime.loaded()
+        tok = target.tokenizer
+        full_text, doc_starts = join_documents(docs)
+        doc_tokens = sum(len(self._doc_tokens[d.doc_id]) for d in docs)
+        room = context_room(tok, target.context_window, question, cfg.max_new_tokens)
+        plan = plan_context(
+            doc_tokens, len(docs), room, window=target.context_window,
+            max_new_tokens=cfg.max_new_tokens, mode=cfg.mode, budget=cfg.budget,
+        )  # fmt: skip
+        if plan.target_reads_all:
+            return TargetContext(full_text, (), doc_starts, plan, doc_tokens)
+        ids = [d.doc_id for d in docs]
+        chunks = tuple(self.retriever.select(question, plan.target_room, token_counter(tok), ids))
+        return TargetContext(join_chunks(chunks), chunks, doc_starts, plan, doc_tokens)
+
+    def token_spans(self, docs: Sequence[Document], text: str) -> TokenSpans:
+        """`context_token_spans` of the whole `docs` (`text`), once per document set."""
+        key = tuple(d.doc_id for d in docs)
+        if key not in self._token_spans:
+            target, _ = self.runtime.loaded()
+            self._token_spans[key] = context_token_spans(target.tokenizer, text)
+        return self._token_spans[key]
+
+    def _narrow(self, chunk: ChunkRef, start: int, end: int) -> ChunkRef:
+        """`chunk` cut to chunk.text[start:end], with that span's pages and lines."""
+        return self.retriever.ref(
+            chunk.doc_id, chunk.start_char + start, chunk.start_char + end, chunk.score,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TargetContext:
+    """The target's context for a question (`AnswerSession.target_context`): its
+    text, the sections it holds when the documents do not fit (else empty), where each
+    document starts in the whole documents' text, and the plan."""
+
+    text: str
+    chunks: tuple[ChunkRef, ...]
+    doc_starts: dict[str, int]
+    plan: ContextPlan
+    doc_tokens: int
 
 
 def cancelled_answer(cfg: DecodeConfig, t_start: float) -> Finished:

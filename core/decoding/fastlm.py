@@ -301,11 +301,15 @@ class FastSequence:
 
     @torch.inference_mode()
     def forward(
-        self, ids: Tensor, logits: LogitsWanted = "all", head: Weight | None = None
-    ) -> Tensor:
+        self, ids: Tensor, logits: LogitsWanted = "all", head: Weight | None = None,
+        probe: Tensor | None = None,
+    ) -> Tensor:  # fmt: skip
         """Append `ids` ([n] long) and return their next-token logits ([n or 1, V]).
 
         `head` replaces the LM head (e.g. its rows for a subset of the vocabulary).
+        `probe` ([n, length after the call], float32), when given, receives each new
+        token's attention weights over the cache rows, averaged over heads and summed
+        over layers (where the model looked: core/evidence.py).
         """
         w, n, start = self.w, int(ids.shape[0]), self.length
         if start + n > self.cache.capacity:
@@ -316,7 +320,7 @@ class FastSequence:
         if cdt != w.dtype:
             cos, sin = cos.to(cdt), sin.to(cdt)
         for i, layer in enumerate(layers):
-            h = self._layer(i, layer, h, start, cos, sin, cdt)
+            h = self._layer(i, layer, h, start, cos, sin, cdt, probe)
         self.length = start + n
         if logits == "none":
             return h[:0, :0]
@@ -348,7 +352,7 @@ class FastSequence:
 
     def _layer(
         self, i: int, layer: _Layer, h: Tensor, start: int, cos: Tensor, sin: Tensor,
-        cdt: torch.dtype,
+        cdt: torch.dtype, probe: Tensor | None = None,
     ) -> Tensor:  # fmt: skip
         """Layer i on the hidden states h of the tokens at [start, start + n)."""
         w, n = self.w, int(h.shape[0])
@@ -369,6 +373,8 @@ class FastSequence:
         kc, vc = self.cache.k[i], self.cache.v[i]  # [KV, capacity, D]
         kc[:, start:end].copy_(k.transpose(0, 1))
         vc[:, start:end].copy_(v.transpose(0, 1))
+        if probe is not None:
+            probe += attention_weights(q, kc[:, :end], start, w.scale)
         attend = long_block_attention if long else short_block_attention
         # fast prefill: attention in the low dtype too (.to is a no-op otherwise)
         att = attend(q, kc[:, :end].to(cdt), vc[:, :end].to(cdt), n, w.scale)
@@ -377,3 +383,18 @@ class FastSequence:
         gu = linear(x, layer.gate_up, long)  # [n, 2 I]
         act = F.silu(gu[:, : w.intermediate]).mul_(gu[:, w.intermediate :])
         return add_linear(h, act, layer.down, long)
+
+
+def attention_weights(q: Tensor, k: Tensor, start: int, scale: float) -> Tensor:
+    """Causal attention weights of queries `q` ([n, H, D], at positions start..) over
+    keys `k` ([KV, end, D]), averaged over the heads: [n, end], float32 (grouped-query
+    heads share their key head, as in the attention kernels)."""
+    n, nh, d = q.shape
+    nkv, end = int(k.shape[0]), int(k.shape[1])
+    qg = q.float().reshape(n, nkv, nh // nkv, d)
+    scores = torch.einsum("ngqd,ged->gqne", qg, k.float()) * scale  # [KV, G, n, end]
+    future = torch.arange(end, device=q.device)[None, :] > (
+        start + torch.arange(n, device=q.device)[:, None]
+    )
+    scores.masked_fill_(future, float("-inf"))
+    return scores.softmax(-1).mean(dim=(0, 1))

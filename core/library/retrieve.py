@@ -142,13 +142,14 @@ class Retriever:
             seen.add(key)
             chunk = self.library.chunks(unit.doc_id)[unit.chunk]
             score = unit.score if not self.hybrid else 1.0 / (RRF_K + rank + 1)
-            ref = self._ref(unit.doc_id, chunk.start_char, chunk.end_char, unit.score)
+            ref = self.ref(unit.doc_id, chunk.start_char, chunk.end_char, unit.score)
             hits.append(Hit(ref, unit.chunk, unit.start_char, unit.end_char, score))
             if len(hits) == k:
                 break
         return hits
 
-    def _ref(self, doc_id: str, start: int, end: int, score: float, tokens: int = 0) -> ChunkRef:
+    def ref(self, doc_id: str, start: int, end: int, score: float, tokens: int = 0) -> ChunkRef:
+        """The passage doc_id text[start:end] with its pages, labels and line rects."""
         doc = self.library.document(doc_id)
         pages = doc.pages_for_span(start, end)
         labels = tuple(doc.pages[p - 1].label for p in pages)
@@ -233,7 +234,7 @@ class Retriever:
         refs = []
         for doc_id, start, end, score in merged:
             text = self.library.document(doc_id).text[start:end]
-            refs.append(self._ref(doc_id, start, end, score, count_tokens(text)))
+            refs.append(self.ref(doc_id, start, end, score, count_tokens(text)))
         return refs
 
 
@@ -241,6 +242,21 @@ def join_chunks(chunks: Sequence[ChunkRef]) -> str:
     """The drafter's context: passages in the given order, `GAP_MARKER` between two
     that are not neighbours in the same document, a paragraph break between two that
     are (only whitespace lies between neighbouring units)."""
+    return "".join(_joined_parts(chunks))
+
+
+def chunk_starts(chunks: Sequence[ChunkRef]) -> list[int]:
+    """Where each passage's text starts in `join_chunks(chunks)`."""
+    starts, pos = [], 0
+    for i, part in enumerate(_joined_parts(chunks)):
+        if i % 2 == 0:
+            starts.append(pos)
+        pos += len(part)
+    return starts
+
+
+def _joined_parts(chunks: Sequence[ChunkRef]) -> list[str]:
+    """Passage, separator, passage, ... (separators at odd indices)."""
     parts: list[str] = []
     for i, chunk in enumerate(chunks):
         if i:
@@ -249,4 +265,4 @@ def join_chunks(chunks: Sequence[ChunkRef]) -> str:
             adjacent = chunk.doc_id == prev.doc_id and 0 <= gap <= _MAX_ADJACENT_GAP
             parts.append("\n\n" if adjacent else GAP_MARKER)
         parts.append(chunk.text)
-    return "".join(parts)
+    return parts

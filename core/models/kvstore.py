@@ -45,6 +45,13 @@ class KVStore:
         self.disk_bytes = disk_bytes
         self._mem: OrderedDict[str, KV] = OrderedDict()
 
+    def __contains__(self, key: object) -> bool:
+        """Whether `key`'s snapshot is in memory or on disk (without loading it)."""
+        if not isinstance(key, str):
+            return False
+        path = self._path(key)
+        return key in self._mem or (path is not None and path.exists())
+
     def get(self, key: str, device: torch.device) -> KV | None:
         """The snapshot for `key` from memory, else from disk (then kept in memory)."""
         if key in self._mem:

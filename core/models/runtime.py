@@ -165,6 +165,14 @@ class ModelRuntime:
         assert self.target is not None
         return self.target.device
 
+    def uncached_prefix(self, target: LoadedModel, prompt: Prompt) -> int:
+        """Tokens of `prompt`'s prefix the target would have to read (0 when its KV is
+        live or stored)."""
+        key = prefix_key(target.key + self.prefill_tag(target), target.dtype, prompt.prefix)
+        if (self._live is not None and self._live.key == key) or key in self.kv:
+            return 0
+        return len(prompt.prefix)
+
     def target_sequence(
         self, target: LoadedModel, prompt: Prompt, cfg: DecodeConfig
     ) -> Generator[Event, None, LMSequence | None]:
