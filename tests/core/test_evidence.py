@@ -15,7 +15,7 @@ from core.api import Engine
 from core.config import DecodeConfig, ModelConfig
 from core.decoding.fastlm import FastSequence
 from core.decoding.lm import SequenceFactory
-from core.events import BeyondRun, Evidence, Finished
+from core.events import BeyondRun, DocumentRead, Evidence, Finished
 from core.evidence import attention_to_context
 from core.models.loading import load_tokenizer
 from tests.tiny_models import tiny_llama
@@ -98,9 +98,10 @@ def test_evidence_points_at_the_region_that_carries_the_answer(
     monkeypatch.setenv("RAPIDQA_CACHE", str(tmp_path / "cache"))
     engine = Engine(ModelConfig(target=str(_matcher(tmp_path / "matcher")), drafter="same"))
     cfg = DecodeConfig(mode="sd", max_new_tokens=4, preliminary=False)
-    fin = list(engine.ask("What was in the hangar?", [marked_pdf], cfg))[-1]
+    events = list(engine.ask("What was in the hangar?", [marked_pdf], cfg))
+    fin = events[-1]
     assert isinstance(fin, Finished)
-    doc_id = engine.documents()[0].doc_id
+    (doc_id,) = [e.doc_id for e in events if isinstance(e, DocumentRead)]
     tok = engine.target.tokenizer if engine.target else None
     assert tok is not None
     answer = list(fin.answer_ids) + tok.encode(" zeppelin zeppelin", add_special_tokens=False)
