@@ -29,6 +29,7 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         budget=args.budget,
         drafter_kv=args.drafter_kv,
         lookup=args.lookup,
+        preliminary=args.preliminary,
     )
     engine = engine_for(args)
     colour = use_colour(args.color, out)

@@ -89,10 +89,11 @@ def cmd_bench_speed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _bench_decoding(args: argparse.Namespace, **extra: Any) -> DecodeConfig:
-    """The decoding options every benchmark takes (greedy: the runs are compared)."""
+    """The decoding options every benchmark takes (greedy: the runs are compared; no
+    preliminary answer: a cold run times the target's read, not the drafter's answer)."""
     return DecodeConfig(
         gamma=args.gamma, eta=args.eta, budget=args.budget, temperature=0.0,
-        drafter_kv=args.drafter_kv, lookup=args.lookup, **extra,
+        drafter_kv=args.drafter_kv, lookup=args.lookup, preliminary=False, **extra,
     )  # fmt: skip
 
 

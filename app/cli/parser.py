@@ -202,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("-q", "--question", required=True)
     ask.add_argument("--mode", choices=MODES, default=DecodeConfig().mode)
     _decoding_options(ask, full=True)
+    ask.add_argument(
+        "--no-preliminary",
+        dest="preliminary",
+        action="store_false",
+        help="no preliminary answer from the drafter while the target first reads a long "
+        "document (shown on stderr; stdout gets the final answer only)",
+    )
     ask.add_argument("--max-new-tokens", type=_int_range(1), default=DecodeConfig().max_new_tokens)
     _model_options(ask)
     ask.add_argument("--password", default=None, help="password of an encrypted PDF")

@@ -19,6 +19,8 @@ from core.events import (
     ModelLoaded,
     Notice,
     PrefillProgress,
+    PreliminaryAnswer,
+    PreliminaryToken,
     Retrieved,
     Status,
 )
@@ -72,9 +74,63 @@ def finished_to_json(f: Finished) -> dict[str, Any]:
         "end_to_end_s": f.end_to_end_s,
         "time_to_first_token_s": f.time_to_first_token_s,
         "chunks": [
-            {"doc": c.title or c.doc_id, "pages": list(c.pages), "score": c.score} for c in f.chunks
+            {"n": i + 1, "doc": c.title or c.doc_id, "pages": list(c.pages), "score": c.score}
+            for i, c in enumerate(f.chunks)
         ],
+        "citations": [
+            {
+                "sentence": f.answer[c.start : c.end],
+                "start": c.start,
+                "end": c.end,
+                "supported": c.supported,
+                "passages": [j + 1 for j in c.passages],
+                "spots": [
+                    {
+                        "passage": j + 1,
+                        "doc": s.title or s.doc_id,
+                        "pages": list(s.pages),
+                        "text": s.text,
+                        "rects": [list(r) for r in s.rects],
+                    }
+                    for j, s in zip(c.passages, c.spots, strict=False)
+                ],
+                "drafted": round(c.drafted, 3),
+            }
+            for c in f.citations
+        ],
+        "beyond": [
+            {
+                "text": f.answer[b.start : b.end],
+                "start": b.start,
+                "end": b.end,
+                "tokens": [b.first, b.last],
+                "corrections": b.corrections,
+            }
+            for b in f.beyond
+        ],
+        "preliminary": f.preliminary,
     }
+
+
+def format_citations(f: Finished) -> list[str]:
+    """The citations block under an answer: each sentence, its marks and pages."""
+    lines = []
+    for i, c in enumerate(f.citations, 1):
+        sentence = f.answer[c.start : c.end]
+        short = sentence if len(sentence) <= 70 else sentence[:67] + "..."
+        if c.supported:
+            where = " ".join(
+                f"[{j + 1}] {s.page_text}" for j, s in zip(c.passages, c.spots, strict=False)
+            )
+        else:
+            where = "no retrieved passage supports it"
+        lines.append(f"  {i}. {short!r}: {where}")
+    for b in f.beyond:
+        lines.append(
+            f"  read beyond the passages: {f.answer[b.start : b.end]!r} "
+            f"({b.corrections} corrections by the target)"
+        )
+    return lines
 
 
 def format_pages(pages: Iterable[int]) -> str:
@@ -135,6 +191,7 @@ class Console:
         self._progress_open = False
         self._answer_started = False
         self._leading = True
+        self._preliminary_open = False
 
     # stderr lines ---------------------------------------------------------------
 
@@ -204,10 +261,35 @@ class Console:
             self._progress(format_ingest(event), done=event.done >= event.total)
         elif isinstance(event, Calibrated):
             pass  # folded into the speedup estimate of the stats line
+        elif isinstance(event, PreliminaryToken):
+            self._preliminary(event.text)
+        elif isinstance(event, PreliminaryAnswer):
+            self._preliminary_done(event)
         elif isinstance(event, Finished):
             self._finish(event)
             return event
         return None
+
+    def _preliminary(self, text: str) -> None:
+        """The drafter's preliminary answer, on stderr (stdout gets the final one)."""
+        if not self._preliminary_open:
+            self.end_progress()
+            self.err.write(f"{DIM}preliminary, from the retrieved passages only:{RESET} "
+                           if self.colour else "preliminary, from the retrieved passages "
+                           "only: ")  # fmt: skip
+            self._preliminary_open = True
+            text = text.lstrip()
+        self.err.write(f"{DIM}{text}{RESET}" if self.colour else text)
+        self.err.flush()
+
+    def _preliminary_done(self, event: PreliminaryAnswer) -> None:
+        if self._preliminary_open:
+            self.err.write("\n")
+            self._preliminary_open = False
+        self._line(
+            f"preliminary answer in {event.seconds:.1f} s; the target is reading the whole "
+            "document for the full answer"
+        )
 
     def _step(self, step: DraftStep) -> None:
         if not self.stream_answer:
@@ -247,6 +329,9 @@ class Console:
         pages = format_pages(p for c in f.chunks for p in c.pages)
         if pages:
             self.err.write(f"Sources: {pages}\n")
+        cites = format_citations(f)
+        if cites:
+            self.err.write("Citations (passage numbers as in --json):\n" + "\n".join(cites) + "\n")
         self.err.flush()
 
 

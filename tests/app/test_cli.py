@@ -416,8 +416,8 @@ def test_json_fake_engine_prints_one_object(
     assert data["mean_accepted_length"] == pytest.approx(1.0)
     assert data["tokens_per_s"] == pytest.approx(12.0)
     assert data["chunks"] == [
-        {"doc": "story.pdf", "pages": [3], "score": 0.9},
-        {"doc": "story.pdf", "pages": [5, 6], "score": 0.7},
+        {"n": 1, "doc": "story.pdf", "pages": [3], "score": 0.9},
+        {"n": 2, "doc": "story.pdf", "pages": [5, 6], "score": 0.7},
     ]
     assert out.count("\n") == 1  # nothing else on stdout
     assert "prefill target" in err and "The document was cut" in err
