@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.events import BeyondRun, ChunkRef, DraftStep, SentenceCitation
 
@@ -175,6 +175,50 @@ def cite(
                       for j in order)  # fmt: skip
         out.append(SentenceCitation(s, e, tuple(order), spots, share))
     return tuple(out)
+
+
+Search = Callable[[str], Sequence[ChunkRef]]
+
+
+def cite_document(
+    answer: str,
+    citations: Sequence[SentenceCitation],
+    chunks: Sequence[ChunkRef],
+    search: Search,
+    narrow: Narrow = narrow_text,
+) -> tuple[tuple[SentenceCitation, ...], tuple[ChunkRef, ...]]:
+    """Cite the unsupported sentences from the rest of the document: the target read
+    all of it, so a sentence no retrieved passage supports may come from elsewhere.
+    `search(sentence)` returns candidate passages; the one holding the largest share
+    (>= `MIN_MATCH`) of the sentence's content words is cited, appended to `chunks`
+    with origin "document". Returns the new citations and the passages to append."""
+    extra: list[ChunkRef] = []
+    out = []
+    for c in citations:
+        words = _content(_words(answer[c.start : c.end]))
+        if c.supported or not words:
+            out.append(c)
+            continue
+        found = [h for h in search(answer[c.start : c.end]) if h.text]
+        scores = [len(words & _content(_words(h.text))) / len(words) for h in found]
+        best = max(range(len(found)), key=lambda k: scores[k], default=-1)
+        if best < 0 or scores[best] < MIN_MATCH:
+            out.append(c)
+            continue
+        hit = replace(found[best], origin="document")
+        same = [
+            i
+            for i, x in enumerate(extra)
+            if (x.doc_id, x.start_char) == (hit.doc_id, hit.start_char)
+        ]
+        if same:
+            index = len(chunks) + same[0]
+        else:
+            index = len(chunks) + len(extra)
+            extra.append(hit)
+        spot = replace(narrow(hit, *_best_sentence(hit, words, "")), origin="document")
+        out.append(replace(c, passages=(index,), spots=(spot,)))
+    return tuple(out), tuple(extra)
 
 
 def _found_spans(words: Sequence[str], texts: Sequence[str]) -> list[tuple[str, list[int]]]:

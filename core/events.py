@@ -166,6 +166,9 @@ class ChunkRef:
     # page as displayed (rotation applied, origin top-left): what a viewer highlights.
     rects: tuple[tuple[int, float, float, float, float], ...] = ()
     labels: tuple[str, ...] = ()  # the printed page labels of `pages` ("iv", "12" ...)
+    # "retrieved": a passage a model read as retrieved context; "document": found in the
+    # document afterwards, to cite a sentence no retrieved passage supports
+    origin: Literal["retrieved", "document"] = "retrieved"
 
     @property
     def page_text(self) -> str:

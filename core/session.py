@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from core.citations import answer_tokens, beyond_runs, cite
+from core.citations import answer_tokens, beyond_runs, cite, cite_document
 from core.config import DecodeConfig
 from core.decoding.fastlm import FastSequence
 from core.decoding.lm import Sequence as LMSequence
@@ -195,6 +195,11 @@ class AnswerSession:
         chunks = drafter_chunks or target_chunks
         answer = detok.text.strip()
         citations = cite(answer, answer_tokens(steps), chunks, self._narrow) if chunks else ()
+        if citations:
+            citations, found = cite_document(
+                answer, citations, chunks, lambda s: self._search(s, doc_ids), self._narrow
+            )
+            chunks = chunks + found
         yield Finished(
             answer=answer,
             mode=cfg.mode,
@@ -243,6 +248,10 @@ class AnswerSession:
             target, _ = self.runtime.loaded()
             self._token_spans[key] = context_token_spans(target.tokenizer, text)
         return self._token_spans[key]
+
+    def _search(self, sentence: str, doc_ids: Sequence[str]) -> list[ChunkRef]:
+        """Passages of the documents that match `sentence` (for `cite_document`)."""
+        return [h.ref for h in self.retriever.search(sentence, 3, doc_ids)]
 
     def _narrow(self, chunk: ChunkRef, start: int, end: int) -> ChunkRef:
         """`chunk` cut to chunk.text[start:end], with that span's pages and lines."""

@@ -4,12 +4,14 @@ hand-built answers whose every span has a known origin."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from core.citations import (
     EmittedToken,
     answer_tokens,
     beyond_runs,
     cite,
+    cite_document,
     split_sentences,
     token_offsets,
 )
@@ -132,3 +134,30 @@ def test_beyond_runs_are_consecutive_low_acceptance_corrections() -> None:
     assert answer[run.start : run.end] == "t2 t3 d4_0 t4"
     assert len(beyond_runs(steps, min_corrections=1)) == 2
     assert beyond_runs([_step(1, 4, 4, "bonus")]) == ()
+
+
+def test_unsupported_sentences_are_cited_from_the_rest_of_the_document() -> None:
+    """The target read the whole document: a sentence no retrieved passage supports
+    cites the searched passage holding most of its words, numbered after the others."""
+    chunks = _chunks()[:2]
+    elsewhere = ChunkRef("doc", "Handbook", (7,), 0.4, "Intro. " + PASSAGES[2], 20, 900, 983)
+    searched: list[str] = []
+
+    def search(sentence: str) -> list[ChunkRef]:
+        searched.append(sentence)
+        return [chunks[0], elsewhere]
+
+    tokens = _tokens(
+        (" It was first exhibited at sunset on 14 October 1871.", "draft"),
+        (" Edmund Carrow served from 1871 to 1897.", "target"),
+        (" Nobody knows why zebras hum.", "target"),
+    )
+    answer = _answer(tokens)
+    first = cite(answer, tokens, chunks)
+    assert [c.passages for c in first] == [(1,), (), ()]
+    cites, extra = cite_document(answer, first, chunks, search)
+    assert searched == ["Edmund Carrow served from 1871 to 1897.", "Nobody knows why zebras hum."]
+    assert extra == (replace(elsewhere, origin="document"),)
+    assert [c.passages for c in cites] == [(1,), (2,), ()]
+    assert cites[1].spots[0].text == "He served from 1871 to 1897."
+    assert cites[1].spots[0].origin == "document" and cites[0] == first[0]
