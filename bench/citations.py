@@ -11,7 +11,8 @@ holds one of the set's reference strings (bench/scoring.py). For each correct an
 highlights) is on the evidence page; *passage* = a cited passage covers that page;
 *retrieved* = a passage the drafter read covers it (what a citation of the retrieved
 passages alone can reach; a sentence they do not support is cited from the rest of the
-document when its words are found there). Prints a table, one row per figure, as a share of the correct answers.
+document when its words are found there). Prints a table, one row per figure, as a
+share of the correct answers.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def row_of(qid: str, refs: tuple[str, ...], page: int | None, fin: Finished) -> 
         qid=qid, correct=contains_reference(fin.answer, refs), page=page,
         spot=page in spot_pages, passage=page in passage_pages, retrieved=page in read_pages,
         sentences=len(fin.citations), supported=sum(c.supported for c in fin.citations),
-        from_document=len(found), beyond=len(fin.beyond), answer=fin.answer, cited_pages=tuple(sorted(spot_pages)),
+        from_document=len(found), beyond=len(fin.beyond), answer=fin.answer,
+        cited_pages=tuple(sorted(spot_pages)),
     )  # fmt: skip
 
 
