@@ -1,8 +1,11 @@
-"""Answer history: one record per answered question, kept on disk per library, and
-exported as Markdown or JSON (answer, citations with pages, the run's statistics).
+"""Answer history: one record per answered question, kept on disk per library (its
+exports as Markdown or JSON are in app/gui/export.py).
 
-Qt-free on purpose: the records, their file and the exports are plain Python, so
-they can be tested without a window and read back by any tool.
+Qt-free on purpose: the records and their file are plain Python, so they can be
+tested without a window and read back by any tool. A record keeps the engine's
+`Finished` whole, provenance included (sentence citations, "read beyond the
+passages" runs, the preliminary answer), and the citations a user added from the
+target's evidence; records written before those existed still load.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.events import ChunkRef, Finished
+from core.events import BeyondRun, ChunkRef, Finished, SentenceCitation
 
 HISTORY_FILE = "history.json"
 MAX_RECORDS = 500
@@ -38,6 +41,27 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class AddedCitation:
+    """A citation the user added from the target's evidence ("Cite it"): `ref`, the
+    spot of the document the target attended to most while writing a run of sentence
+    `sentence` (an index into `Finished.citations`), outside the retrieved passages;
+    `weight` its share of the run's attention. Numbered after the retrieved passages."""
+
+    sentence: int
+    ref: ChunkRef
+    weight: float = 0.0
+
+
+def sentence_at(citations: Sequence[SentenceCitation], pos: int) -> int:
+    """The index of the sentence holding answer character `pos`; between sentences
+    (the blank after one) the next one; after the last, the last; -1 without any."""
+    for i, c in enumerate(citations):
+        if pos < c.end:
+            return i
+    return len(citations) - 1
+
+
+@dataclass(frozen=True)
 class AnswerRecord:
     """A question, the documents it was about, and how it was answered."""
 
@@ -49,6 +73,7 @@ class AnswerRecord:
     tokens: tuple[dict[str, Any], ...] = ()  # the answer view's tokens, to show it again
     asked_at: float = field(default_factory=time.time)
     comparison: Comparison | None = None
+    added: tuple[AddedCitation, ...] = ()  # citations added from the target's evidence
 
     @property
     def answer(self) -> str:
@@ -60,124 +85,6 @@ class AnswerRecord:
         return not wanted or not self.doc_ids or bool(wanted & set(self.doc_ids))
 
 
-# ------------------------------------------------------------------ export
-
-
-def citations(finished: Finished) -> list[dict[str, Any]]:
-    """The passages an answer drew on, numbered as the answer view numbers them."""
-    return [
-        {
-            "n": n,
-            "doc_id": c.doc_id,
-            "title": c.title,
-            "pages": list(c.pages),
-            "page_labels": list(c.labels),
-            "where": c.page_text,
-            "score": round(c.score, 4),
-            "text": c.text,
-        }
-        for n, c in enumerate(finished.chunks, start=1)
-    ]
-
-
-def statistics(finished: Finished) -> dict[str, Any]:
-    """The run's figures (the speedup is the engine's estimate, named so)."""
-    return {
-        "mode": finished.mode,
-        "stop_reason": finished.stop_reason,
-        "new_tokens": finished.new_tokens,
-        "rounds": finished.rounds,
-        "drafted": finished.drafted,
-        "accepted": finished.accepted,
-        "acceptance_rate": round(finished.acceptance_rate, 4),
-        "mean_accepted_length": round(finished.mean_accepted_length, 3),
-        "tokens_per_s": round(finished.tokens_per_s, 3),
-        "speedup_estimate": round(finished.speedup_estimate, 3),
-        "time_to_first_token_s": round(finished.time_to_first_token_s, 3),
-        "target_prefill_s": round(finished.target_prefill_s, 3),
-        "drafter_prefill_s": round(finished.drafter_prefill_s, 3),
-        "decode_s": round(finished.decode_s, 3),
-        "end_to_end_s": round(finished.end_to_end_s, 3),
-    }
-
-
-def to_json(record: AnswerRecord) -> str:
-    """The export for tools: answer, citations with pages, statistics, settings."""
-    out: dict[str, Any] = {
-        "question": record.question,
-        "documents": [
-            {"id": i, "title": t} for i, t in zip(record.doc_ids, record.titles, strict=False)
-        ],
-        "answer": record.answer,
-        "citations": citations(record.finished),
-        "statistics": statistics(record.finished),
-        "settings": record.settings,
-        "asked_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(record.asked_at)),
-    }
-    if record.comparison is not None:
-        c = record.comparison
-        out["comparison"] = {
-            "target_tokens_per_s": round(c.target_tokens_per_s, 3),
-            "tokens_per_s": round(c.tokens_per_s, 3),
-            "measured_speedup": round(c.speedup, 3),
-            "identical_answers": c.identical,
-            "target_answer": c.target_answer,
-        }
-    return json.dumps(out, indent=2, ensure_ascii=False) + "\n"
-
-
-def to_markdown(record: AnswerRecord) -> str:
-    """The export for people: readable in any Markdown viewer."""
-    f = record.finished
-    docs = ", ".join(record.titles) if record.titles else "the whole library"
-    lines = [
-        f"# {record.question}",
-        "",
-        f"*Asked about {docs} on "
-        f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(record.asked_at))}.*",
-        "",
-        "## Answer",
-        "",
-        f.answer or "_(no answer)_",
-        "",
-    ]
-    if f.chunks:
-        lines += ["## Sources", ""]
-        for c in citations(f):
-            snippet = " ".join(c["text"].split())
-            snippet = snippet[:240] + ("…" if len(snippet) > 240 else "")
-            lines.append(f"{c['n']}. **{c['title']}**, {c['where']}: “{snippet}”")
-        lines.append("")
-    s = statistics(f)
-    lines += [
-        "## Statistics",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| Mode | {s['mode']} |",
-        f"| New tokens | {s['new_tokens']} |",
-        f"| Rounds | {s['rounds']} |",
-    ]
-    if f.drafted:
-        lines += [
-            f"| Acceptance | {f.acceptance_rate:.0%} ({f.accepted} of {f.drafted}) |",
-            f"| Mean accepted length | {f.mean_accepted_length:.2f} tokens/round |",
-        ]
-    lines.append(f"| Decode speed | {f.tokens_per_s:.1f} tok/s |")
-    if f.speedup_estimate:
-        lines.append(f"| Speedup (engine's estimate) | {f.speedup_estimate:.2f}× |")
-    if record.comparison is not None:
-        cmp = record.comparison
-        same = "identical" if cmp.identical else "different"
-        lines.append(
-            f"| Measured against target only | {cmp.speedup:.2f}× "
-            f"({cmp.target_tokens_per_s:.1f} → {cmp.tokens_per_s:.1f} tok/s; {same} "
-            "answers) |"
-        )
-    lines.append(f"| Time to first token | {f.time_to_first_token_s:.2f} s |")
-    return "\n".join(lines) + "\n"
-
-
 # ----------------------------------------------------------------- storage
 
 
@@ -187,29 +94,56 @@ def _record_to_dict(r: AnswerRecord) -> dict[str, Any]:
     return d
 
 
-def _record_from_dict(d: dict[str, Any]) -> AnswerRecord:
-    fin = dict(d["finished"])
-    fin["chunks"] = tuple(
-        ChunkRef(
-            **{
-                **c,
-                "pages": tuple(c["pages"]),
-                "labels": tuple(c.get("labels", ())),
-                "rects": tuple(tuple(r) for r in c.get("rects", ())),
-            }
-        )
-        for c in fin.get("chunks", ())
+def chunk_from_dict(c: dict[str, Any]) -> ChunkRef:
+    """A `ChunkRef` from its `asdict` form (lists back to tuples)."""
+    return ChunkRef(
+        **{
+            **c,
+            "pages": tuple(c["pages"]),
+            "labels": tuple(c.get("labels", ())),
+            "rects": tuple(tuple(r) for r in c.get("rects", ())),
+        }
     )
+
+
+def _citation_from_dict(c: dict[str, Any]) -> SentenceCitation:
+    return SentenceCitation(
+        start=int(c["start"]),
+        end=int(c["end"]),
+        passages=tuple(int(i) for i in c.get("passages", ())),
+        spots=tuple(chunk_from_dict(s) for s in c.get("spots", ())),
+        drafted=float(c.get("drafted", 0.0)),
+    )
+
+
+def finished_from_dict(d: dict[str, Any]) -> Finished:
+    """A `Finished` from its `asdict` form; fields added later (citations, beyond runs,
+    answer ids, the preliminary answer) default when an older record lacks them."""
+    fin = dict(d)
+    fin["chunks"] = tuple(chunk_from_dict(c) for c in fin.get("chunks", ()))
+    fin["citations"] = tuple(_citation_from_dict(c) for c in fin.get("citations", ()))
+    fin["beyond"] = tuple(BeyondRun(**b) for b in fin.get("beyond", ()))
+    fin["answer_ids"] = tuple(int(i) for i in fin.get("answer_ids", ()))
+    fin["preliminary"] = str(fin.get("preliminary", ""))
+    return Finished(**fin)
+
+
+def _record_from_dict(d: dict[str, Any]) -> AnswerRecord:
     comparison = d.get("comparison")
+    added = tuple(
+        AddedCitation(int(a["sentence"]), chunk_from_dict(a["ref"]), float(a.get("weight", 0.0)))
+        for a in d.get("added", ())
+    )
     return AnswerRecord(
         question=str(d["question"]),
         doc_ids=tuple(d.get("doc_ids", ())),
         titles=tuple(d.get("titles", ())),
-        finished=Finished(**fin),
+        finished=finished_from_dict(d["finished"]),
         settings=dict(d.get("settings", {})),
         tokens=tuple(d.get("tokens", ())),
         asked_at=float(d.get("asked_at", 0.0)),
         comparison=None if comparison is None else Comparison(**comparison),
+        added=added,
     )
 
 

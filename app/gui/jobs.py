@@ -12,7 +12,7 @@ from pathlib import Path
 from core.api import DocumentInfo, EngineAPI
 from core.config import DecodeConfig
 from core.errors import PasswordRequired
-from core.events import Event
+from core.events import BeyondRun, ChunkRef, Event
 
 
 @dataclass(frozen=True)
@@ -76,3 +76,21 @@ def compare_with_target(
 ) -> Callable[[EngineAPI], Answering]:
     """The same question with the target alone: the measured baseline."""
     return ask(question, doc_ids, replace(cfg, mode="target"))
+
+
+def evidence(
+    question: str,
+    doc_ids: Sequence[str],
+    answer_ids: Sequence[int],
+    run: BeyondRun,
+    passages: Sequence[ChunkRef],
+    cfg: DecodeConfig,
+) -> Callable[[EngineAPI], Answering]:
+    """Where the target looked while writing `run` of an answer (ends with `Evidence`)."""
+
+    def body(engine: EngineAPI) -> Answering:
+        yield from engine.evidence(
+            question, tuple(doc_ids), tuple(answer_ids), run, tuple(passages), cfg
+        )
+
+    return body

@@ -187,6 +187,8 @@ class MainWindow(QMainWindow):
         answers.answer_passages.connect(library.set_answer_passages)
         answers.passages_retrieved.connect(library.highlight)
         answers.document_wanted.connect(library.reveal)
+        answers.spot_wanted.connect(library.show_spot)
+        answers.evidence_changed.connect(library.show_evidence)
         answers.message.connect(self.statusBar().showMessage)
         answers.changed.connect(self._update_actions)
         library.scope_changed.connect(lambda _ids: answers.refresh_history())
@@ -196,6 +198,7 @@ class MainWindow(QMainWindow):
         self.answer.source_clicked.connect(library.show_source)
         self.answer.show_rejected_changed.connect(self._rejected_changed)
         self.pdf.error.connect(lambda m: self.banner.show_message(m, "error"))
+        self.pdf.overlay.heat_cleared.connect(lambda: library.show_evidence(None))
         self._update_actions()
 
     # ------------------------------------------------------------- the models
@@ -356,4 +359,12 @@ target adds one more for free (a <i>bonus</i>, dashed
 target alone. The speedup shown while an answer streams is the engine's estimate;
 <b>Answer ▸ Compare with target only</b> measures it.</p>
 <p>In <b>RAPID</b> mode the target leans towards the drafter's tokens where they are
-plausible (eta); in <b>sd</b> mode the answer is exactly the target's own.</p>"""
+plausible (eta); in <b>sd</b> mode the answer is exactly the target's own.</p>
+<p><b>Where it came from.</b> After each sentence, its marks (<span
+style="color:#2F6FB3"><sup>[1]</sup></span>) name the retrieved passages it comes from;
+click one to see exactly those lines in the PDF. A grey <sup>[?]</sup> means no passage
+supports the sentence. Text underlined in dotted <span style="color:#E69F00">orange</span>
+is where the target wrote against the drafter: the passages were not enough. Click it to
+see where in the whole document the target looked (a heat overlay on the PDF).</p>
+<p>While the target reads a long document for the first time, the drafter may give a
+<i>preliminary answer</i> from the passages alone; the real answer replaces it.</p>"""

@@ -29,6 +29,10 @@ GREY = "#7A7A7A"
 ACCENT = "#2F6FB3"  # the app icon's blue
 HIGHLIGHT = QColor(255, 210, 90, 110)  # retrieved passage on a PDF page (the icon's yellow)
 FLASH = QColor(230, 159, 0, 170)  # a passage the user jumped to
+SPOT = QColor(47, 111, 179, 70)  # the lines a citation mark points to (accent, translucent)
+BEYOND_COLOR = ORANGE  # the dotted underline of a run the target wrote beyond the passages
+HEAT = QColor(213, 94, 0)  # where the target looked: vermilion, opacity by attention
+HEAT_OUTLINE = QColor("#7A2900")  # a spot outside the retrieved passages
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class TokenStyle:
     background: str
     underline: QTextCharFormat.UnderlineStyle = QTextCharFormat.UnderlineStyle.NoUnderline
     strike: bool = False
+    underline_color: str = ""  # default: the foreground
 
     def char_format(self) -> QTextCharFormat:
         fmt = QTextCharFormat()
@@ -50,7 +55,7 @@ class TokenStyle:
             fmt.setBackground(QColor(self.background))
         if self.underline != QTextCharFormat.UnderlineStyle.NoUnderline:
             fmt.setUnderlineStyle(self.underline)
-            fmt.setUnderlineColor(QColor(self.foreground))
+            fmt.setUnderlineColor(QColor(self.underline_color or self.foreground))
         fmt.setFontStrikeOut(self.strike)
         return fmt
 
@@ -93,6 +98,18 @@ TOKEN_STYLES: dict[str, TokenStyle] = {
         strike=True,
     ),
 }
+
+
+BEYOND_STYLE = TokenStyle(
+    "beyond",
+    "Beyond the passages",
+    "the target wrote this against the drafter: the retrieved passages were not enough "
+    "(click it in the answer to see where the target looked)",
+    "#1F1F1F",
+    "",
+    _U.DotLine,
+    underline_color=BEYOND_COLOR,
+)
 
 
 def app_icon() -> QIcon:

@@ -1,5 +1,7 @@
 """A scripted engine for the window tests: the real engine's methods and event types,
-with answers and ingest progress played from a script (no models, no library)."""
+with answers, their provenance (sentence citations, "read beyond the passages" runs,
+a preliminary answer), the evidence for a run, and ingest progress played from a
+script (no models, no library)."""
 
 from __future__ import annotations
 
@@ -7,23 +9,29 @@ import hashlib
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.api import DocumentInfo, Hit
 from core.config import DecodeConfig, IndexConfig, ModelConfig
 from core.errors import Cancelled, DocumentError, PasswordRequired, QuestionError
 from core.events import (
+    BeyondRun,
     Calibrated,
     ChunkRef,
     DraftStep,
     Event,
+    Evidence,
+    EvidenceSpot,
     Finished,
     IngestProgress,
     LoadProgress,
     ModelLoaded,
     PrefillProgress,
+    PreliminaryAnswer,
+    PreliminaryToken,
     Retrieved,
+    SentenceCitation,
     Status,
 )
 
@@ -53,6 +61,33 @@ class Script:
     password: str = ""  # PDFs named "locked*.pdf" need it
     load_delay_s: float = 0.0
     asked: list[tuple[str, tuple[str, ...], DecodeConfig]] = field(default_factory=list)
+    # Provenance: every `sentence_rounds`-th round's target token ends a sentence ("t4.");
+    # sentence k cites passages CITED[k % 3] (() = unsupported); rounds 5-6 are a run
+    # the target wrote beyond the passages (with `rounds` >= 6).
+    sentence_rounds: int = 4
+    # A preliminary answer, streamed word by word before the target's read (when set);
+    # `hold_read`, when given, keeps the read going until it is set (or a cancel).
+    preliminary: str = ""
+    preliminary_delay_s: float = 0.0
+    read_steps: int = 2
+    read_delay_s: float = 0.0
+    hold_read: threading.Event | None = None
+    # The evidence for a run: `evidence_steps` progress steps of `evidence_delay_s`; the
+    # strongest spot outside the retrieved passages (page 3) or inside them.
+    evidence_steps: int = 3
+    evidence_delay_s: float = 0.0
+    evidence_outside: bool = True
+    evidence_asked: list[tuple[str, tuple[str, ...], tuple[int, ...], BeyondRun,
+                               tuple[ChunkRef, ...]]] = field(default_factory=list)  # fmt: skip
+
+
+CITED: tuple[tuple[int, ...], ...] = ((0,), (0, 1), ())  # passages of sentence k % 3
+OUTSIDE_RECTS = ((3, 60.0, 300.0, 420.0, 314.0), (3, 60.0, 316.0, 400.0, 330.0))
+
+
+def spot_of(chunk: ChunkRef) -> ChunkRef:
+    """The narrowed spot of a passage: its second line only."""
+    return replace(chunk, text=f"{chunk.text} (line 2)", rects=chunk.rects[1:2])
 
 
 class FakeEngine:
@@ -165,31 +200,124 @@ class FakeEngine:
         chunks = tuple(self.chunk(d, p) for d in docs for p in (1, 2))
         if cfg.speculative:
             yield Retrieved("drafter", chunks, 512, 160)
-        for done in (512, 1024):
-            yield PrefillProgress("target", done, 1024, done / 1000)
+        preliminary = self.script.preliminary if cfg.speculative else ""
+        if preliminary:
+            words = preliminary.split(" ")
+            for i, word in enumerate(words):
+                self._check_cancel()
+                time.sleep(self.script.preliminary_delay_s)
+                yield PreliminaryToken(word if i == 0 else " " + word)
+            yield PreliminaryAnswer(preliminary, len(words), 0.4, chunks)
+        steps = max(self.script.read_steps, 1)
+        for i in range(1, steps + 1):
+            self._check_cancel()
+            time.sleep(self.script.read_delay_s)
+            yield PrefillProgress("target", 1024 * i // steps, 1024, i / steps)
+        hold = self.script.hold_read
+        while hold is not None and not hold.wait(0.01):
+            self._check_cancel()
         yield Calibrated(1024, 0.1)
-        new = drafted = accepted = 0
+        done: list[DraftStep] = []
         rounds = self.script.rounds
         for n in range(1, rounds + 1):
             if self._cancel.is_set():
-                yield self._finished(cfg, "cancelled", new, n - 1, drafted, accepted, chunks)
+                yield self._finished(cfg, "cancelled", done, chunks, preliminary)
                 return
             time.sleep(self.script.round_delay_s)
             s = step(n, 1 if n % 3 else 3) if cfg.speculative else step(n, 0, 0, "target")
-            new += len(s.emitted_ids)
-            drafted += len(s.drafted_ids)
-            accepted += s.accepted
+            if self.script.sentence_rounds and n % self.script.sentence_rounds == 0:
+                s = replace(s, token_text=s.token_text + ".")
+            done.append(s)
             yield s
-        yield self._finished(cfg, "eos", new, rounds, drafted, accepted, chunks)
+        yield self._finished(cfg, "eos", done, chunks, preliminary)
+
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled()
 
     def _finished(
-        self, cfg: DecodeConfig, reason: str, new: int, rounds: int, drafted: int,
-        accepted: int, chunks: tuple[ChunkRef, ...],
+        self, cfg: DecodeConfig, reason: str, steps: Sequence[DraftStep],
+        chunks: tuple[ChunkRef, ...], preliminary: str,
     ) -> Finished:  # fmt: skip
+        rounds = len(steps)
         decode_s = 0.011 * max(rounds, 1) * (1.0 if cfg.speculative else 1.5)
+        texts = [t for s in steps for t in s.emitted_texts]
+        raw = "".join(texts)
+        answer = raw.strip()
+        chunks = chunks if cfg.speculative else ()
+        citations, beyond = provenance(steps, chunks, len(raw) - len(raw.lstrip()), answer)
         return Finished(
-            answer=f"answer in {cfg.mode} mode", mode=cfg.mode, stop_reason=reason,  # type: ignore[arg-type]
-            new_tokens=new, rounds=rounds, drafted=drafted, accepted=accepted,
-            target_prefill_s=1.0, drafter_prefill_s=0.0, decode_s=decode_s,
-            end_to_end_s=1.5, baseline_step_s=0.1, chunks=chunks if cfg.speculative else (),
+            answer=answer, mode=cfg.mode, stop_reason=reason,  # type: ignore[arg-type]
+            new_tokens=len(texts), rounds=rounds, drafted=sum(len(s.drafted_ids) for s in steps),
+            accepted=sum(s.accepted for s in steps), target_prefill_s=1.0,
+            drafter_prefill_s=0.0, decode_s=decode_s, end_to_end_s=1.5, baseline_step_s=0.1,
+            chunks=chunks, citations=citations, beyond=beyond,
+            answer_ids=tuple(i for s in steps for i in s.emitted_ids), preliminary=preliminary,
         )  # fmt: skip
+
+    def evidence(
+        self,
+        question: str,
+        doc_ids: Sequence[str],
+        answer_ids: Sequence[int],
+        run: BeyondRun,
+        passages: Sequence[ChunkRef] = (),
+        decode_cfg: DecodeConfig | None = None,
+    ) -> Iterator[Event]:
+        self._cancel.clear()
+        self.script.evidence_asked.append(
+            (question, tuple(doc_ids), tuple(answer_ids), run, tuple(passages))
+        )
+        yield Status("Reading the document again to see where the target looked")
+        steps = max(self.script.evidence_steps, 1)
+        for i in range(1, steps + 1):
+            self._check_cancel()
+            time.sleep(self.script.evidence_delay_s)
+            yield PrefillProgress("target", 1024 * i // steps, 1024, 0.1 * i)
+        self._check_cancel()
+        doc = (list(doc_ids) or [c.doc_id for c in passages] or list(self.docs))[0]
+        title = self.docs[doc].title if doc in self.docs else doc
+        outside = ChunkRef(doc, title, (3,), 0.0, "the keeper's journal on page 3", 30,
+                           rects=OUTSIDE_RECTS, labels=("3",))  # fmt: skip
+        spots = [EvidenceSpot(outside, 0.5 if self.script.evidence_outside else 0.2, False)]
+        if passages:
+            inside = EvidenceSpot(spot_of(passages[0]), 0.25, True)
+            spots.insert(1 if self.script.evidence_outside else 0, inside)
+        yield Evidence(run, tuple(sorted(spots, key=lambda s: -s.weight)), 0.3)
+
+
+def provenance(
+    steps: Sequence[DraftStep], chunks: Sequence[ChunkRef], lead: int, answer: str
+) -> tuple[tuple[SentenceCitation, ...], tuple[BeyondRun, ...]]:
+    """The fake's citations and beyond runs: a sentence ends with each target token
+    that ends in "." (and at the answer's end); rounds 5-6 are a run beyond the passages."""
+    spans: list[tuple[int, int, bool]] = []  # each emitted token: answer chars, drafted
+    pos = -lead
+    for s in steps:
+        for i, text in enumerate(s.emitted_texts):
+            spans.append((max(pos, 0), max(pos + len(text), 0), i < s.accepted))
+            pos += len(text)
+    ends = [e for (_s, e, drafted), t in zip(spans, _texts(steps), strict=True)
+            if not drafted and t.endswith(".")]  # fmt: skip
+    if not ends or ends[-1] < len(answer):
+        ends.append(len(answer))
+    citations, start = [], 0
+    for k, end in enumerate(ends):
+        while start < end and answer[start].isspace():
+            start += 1
+        inside = [d for a, b, d in spans if a < end and b > start]
+        passages = tuple(p for p in CITED[k % 3] if p < len(chunks))
+        share = sum(inside) / len(inside) if inside else 0.0
+        spots = tuple(spot_of(chunks[p]) for p in passages)
+        citations.append(SentenceCitation(start, end, passages, spots, share))
+        start = end
+    beyond: tuple[BeyondRun, ...] = ()
+    if len(steps) >= 6 and chunks:
+        first = sum(len(s.emitted_ids) for s in steps[:4])
+        last = first + sum(len(s.emitted_ids) for s in steps[4:6])
+        beyond = (BeyondRun(first, last, spans[first][0], spans[last - 1][1], 2),)
+    return tuple(citations), beyond
+
+
+def _texts(steps: Sequence[DraftStep]) -> list[str]:
+    return [t for s in steps for t in s.emitted_texts]

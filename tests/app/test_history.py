@@ -1,14 +1,18 @@
-"""Answer history on disk and its Markdown / JSON exports (no Qt)."""
+"""Answer history on disk and its Markdown / JSON exports (no Qt), provenance included:
+sentence citations, unsupported sentences, runs beyond the passages, the preliminary
+answer and citations added from the target's evidence; old records still load."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from app.gui.history import AnswerRecord, Comparison, HistoryStore, to_json, to_markdown
-from core.events import ChunkRef, Finished
+from app.gui.export import to_json, to_markdown
+from app.gui.history import AddedCitation, AnswerRecord, Comparison, HistoryStore, sentence_at
+from core.events import BeyondRun, ChunkRef, Finished, SentenceCitation
 
 
 def _chunk(n: int, doc: str = "d1") -> ChunkRef:
@@ -141,3 +145,94 @@ def test_a_failed_save_leaves_the_old_file_whole(
         store.add(_record("lost"))
     assert path.read_bytes() == before
     assert not list(tmp_path.glob(".history-*"))
+
+
+ANSWER = "The lamp is lit at dusk. It burns all night. Keepers wound it hourly."
+SPOT = ChunkRef("d1", "Manual d1", (3,), 0.53, "lit at dusk", 4, 40, 51,
+                ((3, 60.0, 70.0, 200.0, 82.0),), ("3",))  # fmt: skip
+EVIDENCE = ChunkRef("d1", "Manual d1", (9,), 0.0, "wound the clockwork every hour", 8,
+                    rects=((9, 50.0, 300.0, 420.0, 314.0),), labels=("ix",))  # fmt: skip
+
+
+def _provenance_record(**kw: object) -> AnswerRecord:
+    i, j = ANSWER.index("It"), ANSWER.index("Keepers")
+    fin = _finished(
+        ANSWER,
+        citations=(
+            SentenceCitation(0, i - 1, (0,), (SPOT,), 0.75),
+            SentenceCitation(i, j - 1, (0, 1), (SPOT, _chunk(7, "d2")), 0.5),
+            SentenceCitation(j, len(ANSWER), (), (), 0.0),
+        ),
+        beyond=(BeyondRun(12, 16, j, j + len("Keepers wound it"), 3),),
+        answer_ids=tuple(range(20)),
+        preliminary="At dusk, probably.",
+    )
+    return replace(_record(**kw), finished=fin)
+
+
+def test_json_export_has_sentences_beyond_runs_and_the_preliminary() -> None:
+    added = (AddedCitation(2, EVIDENCE, 0.42),)
+    data = json.loads(to_json(_provenance_record(added=added)))
+    first, second, third = data["sentences"]
+    assert first == {
+        "n": 1, "text": "The lamp is lit at dusk.", "start": 0, "end": 24, "marks": [1],
+        "supported": True, "drafted_share": 0.75,
+        "spots": [{"mark": 1, "doc_id": "d1", "title": "Manual d1", "pages": [3],
+                   "page_labels": ["3"], "where": "p. 3", "text": "lit at dusk"}],
+    }  # fmt: skip
+    assert second["marks"] == [1, 2] and [p["where"] for p in second["spots"]] == [
+        "p. 3", "pp. 7-8"]  # fmt: skip
+    assert third["marks"] == [3] and third["supported"] is True  # the added citation
+    assert third["spots"][0]["added"] is True and third["spots"][0]["where"] == "p. ix"
+    assert data["unsupported_sentences"] == 0
+    assert data["beyond_passages"] == [{
+        "text": "Keepers wound it", "start": 45, "end": 61, "first_token": 12,
+        "last_token": 16, "corrections": 3, "sentence": 3,
+    }]  # fmt: skip
+    assert data["preliminary_answer"] == "At dusk, probably."
+    assert data["answer_with_marks"] == (
+        "The lamp is lit at dusk.[1] It burns all night.[1][2] Keepers wound it hourly.[3]"
+    )
+    assert [c["n"] for c in data["citations"]] == [1, 2, 3]
+    assert data["citations"][2]["added"] is True and data["citations"][2]["score"] == 0.42
+
+
+def test_markdown_export_flags_unsupported_sentences() -> None:
+    md = to_markdown(_provenance_record())
+    assert "## Answer\n\nThe lamp is lit at dusk.[1] It burns all night.[1][2] Keepers " \
+        "wound it hourly.\n" in md  # fmt: skip
+    assert "1. “The lamp is lit at dusk.” — [1] Manual d1, p. 3\n" in md
+    assert "2. “It burns all night.” — [1] Manual d1, p. 3; [2] Manual d2, pp. 7-8\n" in md
+    assert "3. “Keepers wound it hourly.” — **unsupported**: no retrieved passage supports it" in md
+    assert "## Read beyond the passages" in md
+    assert "- “Keepers wound it” (sentence 3, 3 corrections)" in md
+    assert "## Preliminary answer (passages only)" in md and "> At dusk, probably." in md
+
+
+def test_provenance_round_trips_and_old_records_load(tmp_path: Path) -> None:
+    path = tmp_path / "history.json"
+    store = HistoryStore(path)
+    record = _provenance_record(added=(AddedCitation(2, EVIDENCE, 0.42),))
+    store.add(record)
+    loaded = HistoryStore(path).records[0]
+    assert loaded.finished == record.finished  # citations, spots, runs, ids, preliminary
+    assert loaded.added == record.added
+    assert loaded.finished.citations[1].spots[1].rects == ((7, 50.0, 60.0, 300.0, 72.0),)
+    old = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("citations", "beyond", "answer_ids", "preliminary"):
+        del old["records"][0]["finished"][key]
+    del old["records"][0]["added"]
+    path.write_text(json.dumps(old), encoding="utf-8")
+    before = HistoryStore(path)
+    assert before.problem == "" and len(before.records) == 1
+    fin = before.records[0].finished
+    assert (fin.citations, fin.beyond, fin.answer_ids, fin.preliminary) == ((), (), (), "")
+    assert before.records[0].added == () and fin.chunks == record.finished.chunks
+    md = to_markdown(before.records[0])
+    assert "## Answer\n\n" + ANSWER + "\n" in md and "Sentences" not in md
+
+
+def test_sentence_at() -> None:
+    c = _provenance_record().finished.citations
+    assert [sentence_at(c, p) for p in (0, 23, 24, 25, 45, 200)] == [0, 0, 1, 1, 2, 2]
+    assert sentence_at((), 5) == -1

@@ -4,7 +4,6 @@ flow, a streamed answer in the widgets, compare, history, errors, password, quit
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,36 +12,10 @@ from PySide6.QtCore import QSettings
 
 from app.gui.launch import build
 from app.gui.main_window import MainWindow
+from tests.app.conftest import wait_idle as _wait_idle
 from tests.app.fake_engine import FakeEngine, Script
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> QSettings:
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def script() -> Script:
-    return Script()
-
-
-@pytest.fixture
-def window(
-    qtbot: Any, tmp_path: Path, store: QSettings, script: Script
-) -> Iterator[tuple[MainWindow, FakeEngine]]:
-    engine = FakeEngine(script)
-    win, worker = build(store, library=tmp_path / "lib", make_engine=lambda _s: lambda: engine)
-    qtbot.addWidget(win)
-    win.show()
-    yield win, engine
-    win.close()
-    assert worker.shutdown(2.0)
-
-
-def _wait_idle(qtbot: Any, win: MainWindow, timeout: int = 10_000) -> None:
-    qtbot.waitUntil(lambda: not win.worker.busy and not win.jobs.in_flight, timeout=timeout)
 
 
 def test_first_start_adds_the_sample_and_fills_in_a_question(

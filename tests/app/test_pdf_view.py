@@ -12,6 +12,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor
 
 from app.gui.pdf.canvas import PX_PER_PT
+from app.gui.pdf.heat import HeatSpot
 from app.gui.pdf.render_thread import RenderThread
 from app.gui.pdf.view import Passage, PdfView
 
@@ -288,3 +289,43 @@ def test_render_thread_drops_stale_requests(qtbot, five_pages: Path) -> None:  #
         assert [hit[0] for hit in found.args[2]] == [2, 4]
     finally:
         assert thread.shutdown()
+
+
+def test_heat_overlay_scales_with_attention_and_has_a_legend(
+    qtbot, view: PdfView, five_pages: Path
+) -> None:  # type: ignore[no-untyped-def]
+    _open(qtbot, view, five_pages)
+    strong = HeatSpot(((1, 200.0, 380.0, 400.0, 420.0),), 1.0, False, "60%")
+    weak = HeatSpot(((1, 200.0, 600.0, 400.0, 640.0),), 0.2, True, "12%")
+    view.overlay.set_heat([strong, weak], "Strongest: p. 1, 60% of the attention")
+    assert view.overlay.heat == (strong, weak)
+    hot, mild = _pixel(view, 1, 300.0, 400.0), _pixel(view, 1, 300.0, 620.0)
+    assert hot.red() > 200 and hot.blue() < 100  # vermilion on white paper
+    assert mild.red() > 240 and hot.blue() < mild.blue() - 60 and mild.blue() < 240
+    paper = _pixel(view, 1, 300.0, 500.0)
+    assert (paper.red(), paper.green(), paper.blue()) == (255, 255, 255)
+    legend = view.overlay.legend
+    assert legend.isVisible() and "60% of the attention" in legend.summary.text()
+    area = view.pages_area()
+    assert area.contains(legend.geometry()) and legend.geometry().right() > area.center().x()
+    with qtbot.waitSignal(view.overlay.heat_cleared):
+        legend.close_button.click()
+    assert view.overlay.heat == () and not legend.isVisible()
+    cleared = _pixel(view, 1, 300.0, 400.0)
+    assert (cleared.red(), cleared.green(), cleared.blue()) == (255, 255, 255)
+
+
+def test_a_spot_is_outlined_until_another_document(
+    qtbot, view: PdfView, five_pages: Path, make_pdf: MakePdf
+) -> None:  # type: ignore[no-untyped-def]
+    view.open_document(five_pages)
+    spot = Passage("[2]", ((3, 50.0, 66.0, 300.0, 81.0),))
+    view.overlay.show_spot(spot)  # waits for the document to open
+    qtbot.waitUntil(lambda: view.current_page == 3, timeout=WAIT_MS)
+    assert view.overlay.spot == spot and view.canvas.flashing
+    qtbot.waitUntil(lambda: not view.canvas.flashing, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: view.page_image(3) is not None, timeout=WAIT_MS)
+    inside = _pixel(view, 3, 290.0, 73.0)  # blank paper inside the spot: tinted blue
+    assert inside.blue() > inside.red() + 10
+    view.open_document(make_pdf(["other"], name="other.pdf"))
+    assert view.overlay.spot is None

@@ -1,11 +1,13 @@
-"""The answers side of the window: ask, cancel, the prefill progress, a finished
-answer into the history, compare with the target alone, showing a past answer and
-exporting it. It owns the answer on screen and the job answering; the library side
-hears of the answer's passages only through its signals."""
+"""The answers side of the window: ask, cancel, the prefill progress (and a
+preliminary answer while the target reads), a finished answer into the history,
+compare with the target alone, a citation's lines and where the target looked for a
+run beyond the passages (app/gui/answers/provenance.py), showing a past answer and
+exporting it. It owns the answer on screen and the job running for it; the library
+side hears of the answer's passages, spots and evidence only through its signals."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, Signal
@@ -14,44 +16,30 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 from app.gui import jobs
 from app.gui.answers.ask_panel import AskPanel
 from app.gui.answers.history_panel import HistoryPanel
+from app.gui.answers.provenance import Answer, EvidenceFinder
 from app.gui.answers.stats_panel import StatsPanel
 from app.gui.answers.view import AnswerView
 from app.gui.banner import MessageBanner
-from app.gui.history import (
-    AnswerRecord,
-    Comparison,
-    HistoryStore,
-    to_json,
-    to_markdown,
-    write_atomically,
-)
+from app.gui.export import to_json, to_markdown
+from app.gui.history import AnswerRecord, Comparison, HistoryStore, write_atomically
 from app.gui.library.panel import LibraryPanel
 from app.gui.ops import Op, OpRunner
 from app.gui.settings import Settings
 from core.events import (
+    BeyondRun,
     Calibrated,
-    ChunkRef,
     DraftStep,
     Event,
     Finished,
     Notice,
     PrefillProgress,
+    PreliminaryAnswer,
+    PreliminaryToken,
     Retrieved,
     Status,
 )
 
-
-@dataclass
-class Answer:
-    """One answer (or a comparison's baseline) as the window keeps it."""
-
-    question: str
-    doc_ids: tuple[str, ...]
-    settings: Settings
-    finished: Finished | None = None
-    chunks: tuple[ChunkRef, ...] = ()
-    record: AnswerRecord | None = None  # once kept in the history
-    of: Answer | None = None  # a comparison: the answer it measures
+__all__ = ["Answer", "AnswersController"]
 
 
 class AnswersController(QObject):
@@ -60,6 +48,8 @@ class AnswersController(QObject):
     answer_passages = Signal(tuple)  # tuple[ChunkRef]: the passages of the answer shown
     passages_retrieved = Signal(tuple)  # tuple[ChunkRef]: found for the answer streaming
     document_wanted = Signal(str)  # doc id: the document a past answer cites first
+    spot_wanted = Signal(str, object)  # a mark's label ("[2]") and the lines it cites
+    evidence_changed = Signal(object)  # Evidence or None: where the target looked
     message = Signal(str, int)  # a status bar message and how long it shows (ms)
     changed = Signal()  # answering, or the answer on screen, changed (the actions)
 
@@ -87,6 +77,13 @@ class AnswersController(QObject):
         self._history_list.record_chosen.connect(self.show_record)
         self._history_list.export_requested.connect(self.export_record)
         self._history_list.delete_requested.connect(self._delete_record)
+        self._evidence = EvidenceFinder(ops, self._answer, self._ask, banner, history, self)
+        self._evidence.evidence_changed.connect(self.evidence_changed)
+        self._evidence.message.connect(self.message)
+        self._evidence.history_changed.connect(self.refresh_history)
+        self._answer.citation_clicked.connect(self.spot_wanted)
+        self._answer.beyond_clicked.connect(self.show_evidence)
+        self._answer.cite_evidence_requested.connect(self.cite_evidence)
 
     # ------------------------------------------------------------------ state
     @property
@@ -119,10 +116,17 @@ class AnswersController(QObject):
         self._stats.reset()
         self._last = None
         self.answer_passages.emit(())
+        self._evidence.clear()
 
         def on_event(event: Event) -> None:
             if isinstance(event, Status):
                 self._answer.show_status(event.message)
+            elif isinstance(event, PreliminaryToken):
+                self._answer.add_preliminary(event.text)
+            elif isinstance(event, PreliminaryAnswer):
+                self._answer.preliminary_done(event.answer)
+                self.message.emit(f"Preliminary answer in {event.seconds:.1f} s; the target "
+                                  "is still reading the document.", 8000)  # fmt: skip
             elif isinstance(event, Notice):
                 self._answer.show_notice(event.message, event.level)
             elif isinstance(event, Retrieved):
@@ -137,7 +141,9 @@ class AnswersController(QObject):
                 self._answer_finished(run, event)
 
         def on_cancelled() -> None:
-            if run.finished is None:
+            if run.finished is None and self._answer.cancel_preliminary():
+                self._answer.show_notice(CANCELLED_READING, "info")
+            elif run.finished is None:
                 self._answer.show_notice("Cancelled before the answer began.", "info")
             self._job_over()
 
@@ -195,8 +201,10 @@ class AnswersController(QObject):
         self.changed.emit()
 
     def _answer_finished(self, run: Answer, finished: Finished) -> None:
-        run.finished = finished
         self._answer.finish(finished)
+        if not finished.preliminary and self._answer.preliminary_text():
+            finished = replace(finished, preliminary=self._answer.preliminary_text())
+        run.finished = finished
         self._stats.finish(finished)
         run.chunks = finished.chunks or run.chunks
         self._last = run
@@ -222,6 +230,27 @@ class AnswersController(QObject):
             )
         run.record = record
         self.refresh_history()
+
+    # ------------------------------------------------------------- provenance
+    def show_evidence(self, run: BeyondRun) -> None:
+        """Where the target looked while writing `run` of the answer on screen: a job
+        on the engine's thread (Esc cancels), then a heat overlay on the PDF."""
+        last = self._last
+        if self._job is not None:
+            self.message.emit("Wait for the running job to end (or cancel it) first.", 5000)
+            return
+        if last is None or last.finished is None:
+            return
+        job = self._evidence.find(last, run, self._job_over)
+        if job is not None:
+            self._job = job
+            self._ask.set_busy(True)
+            self.changed.emit()
+
+    def cite_evidence(self) -> None:
+        """ "Cite it": the evidence outside the passages becomes a numbered mark."""
+        if self._last is not None:
+            self._evidence.cite(self._last)
 
     # ---------------------------------------------------------------- compare
     def compare_with_target(self) -> None:
@@ -295,7 +324,8 @@ class AnswersController(QObject):
         """Show a past answer again (its tokens keep their colours)."""
         if self._job is not None:
             return
-        self._answer.restore(record.question, list(record.tokens), record.finished)
+        self._evidence.clear()
+        self._answer.restore(record.question, list(record.tokens), record.finished, record.added)
         self._stats.reset()
         self._stats.finish(record.finished)
         if record.comparison is not None:
@@ -309,6 +339,7 @@ class AnswersController(QObject):
             finished=record.finished,
             chunks=record.finished.chunks,
             record=record,
+            added=record.added,
         )
         self.answer_passages.emit(self._last.chunks)
         first = next((c.doc_id for c in record.finished.chunks), None)
@@ -356,3 +387,9 @@ class AnswersController(QObject):
         except OSError as err:
             self._banner.show_message(f"The history could not be saved ({err}).", "warning")
         self.refresh_history()
+
+
+CANCELLED_READING = (
+    "Cancelled while the target was reading the document: only the preliminary answer "
+    "(the drafter on the retrieved passages) is shown."
+)

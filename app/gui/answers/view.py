@@ -1,50 +1,46 @@
-"""The streaming answer: tokens coloured by how they came about, sources, copy.
+"""The streaming answer: tokens coloured by how they came about, where each sentence
+came from, sources, copy.
 
 The view keeps a model (one `AnswerToken` per drafted or target token) and appends
-to the document incrementally; only toggling "Show rejected drafts" or loading a past
-answer rebuilds it. Document positions of shown tokens are kept as sorted start
-offsets (in UTF-16 units, as Qt counts) so that a hover or a copy finds its tokens by
-bisection.
+to the document incrementally (app/gui/answers/body.py knows where everything is);
+toggling "Show rejected drafts", a finished answer with provenance (its sentence
+marks and "beyond the passages" runs, placed by app/gui/answers/citations.py) and
+loading a past answer rebuild it. Before the first round a preliminary answer may
+stream where the answer will be; the parts around the answer are written by
+app/gui/answers/sections.py.
+
+A copy leaves out rejected drafts and the "[?]" of unsupported sentences and keeps
+the numbered marks as plain "[1]".
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from PySide6.QtCore import QEvent, QMimeData, QUrl, Signal
+from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
     QGuiApplication,
-    QHelpEvent,
     QTextBlockFormat,
     QTextCharFormat,
     QTextCursor,
     QTextFormat,
 )
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QHBoxLayout,
-    QPushButton,
-    QTextBrowser,
-    QToolTip,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
+from app.gui.answers import sections
+from app.gui.answers.body import AnswerBrowser, Body
+from app.gui.answers.citations import BEYOND_TIP, EvidenceNote, plan, spot_for
+from app.gui.answers.sections import MUTED, WARNING, Preliminary
 from app.gui.answers.tokens import KINDS, AnswerToken, Legend, tokens_of, u16len
-from app.gui.theme import ACCENT, TOKEN_STYLES
-from core.events import ChunkRef, DraftStep, Finished
+from app.gui.history import AddedCitation
+from app.gui.theme import TOKEN_STYLES
+from core.events import BeyondRun, ChunkRef, DraftStep, Finished, SentenceCitation
 
-_MUTED = "#5F6670"
-_WARNING = "#8A4B00"
-_STOP_NOTES = {
-    "max_tokens": "Stopped at the token limit — raise Max tokens in Settings for longer answers",
-    "cancelled": "Cancelled — the answer is incomplete",
-}
+__all__ = ["AnswerBrowser", "AnswerToken", "AnswerView", "tokens_of"]
 
 
 def _fmt(color: str, *, bold: bool = False, larger: bool = False) -> QTextCharFormat:
@@ -57,56 +53,19 @@ def _fmt(color: str, *, bold: bool = False, larger: bool = False) -> QTextCharFo
     return fmt
 
 
-class AnswerBrowser(QTextBrowser):
-    """Read-only answer text: per-token tooltips, copies that leave out rejected drafts."""
-
-    def __init__(
-        self,
-        tooltip_at: Callable[[int], str | None],
-        kept_ranges: Callable[[int, int], list[tuple[int, int]]],
-        parent: QWidget | None = None,
-    ) -> None:
-        super().__init__(parent)
-        self._tooltip_at = tooltip_at
-        self._kept_ranges = kept_ranges
-        self.setOpenLinks(False)
-        self.document().setUndoRedoEnabled(False)
-
-    def viewportEvent(self, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
-            cursor = self.cursorForPosition(event.pos())
-            pos = cursor.position()
-            if event.pos().x() < self.cursorRect(cursor).x() and pos > 0:
-                pos -= 1  # the mouse is over the character before the cursor
-            text = self._tooltip_at(pos)
-            if text:
-                QToolTip.showText(event.globalPos(), text, self.viewport())
-                return True
-            QToolTip.hideText()
-        return super().viewportEvent(event)
-
-    def text_between(self, start: int, end: int) -> str:
-        cursor = QTextCursor(self.document())
-        cursor.setPosition(start)
-        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-        return cursor.selectedText().replace("\u2029", "\n").replace("\u2028", "\n")
-
-    def createMimeDataFromSelection(self) -> QMimeData:
-        cursor = self.textCursor()
-        ranges = self._kept_ranges(cursor.selectionStart(), cursor.selectionEnd())
-        mime = QMimeData()
-        mime.setText("".join(self.text_between(a, b) for a, b in ranges))
-        return mime
-
-
 class AnswerView(QWidget):
     """The question, the streaming answer, its sources; a legend and copy controls.
 
     Signals: `source_clicked(index, chunk)` with the 0-based index into the sources,
-    `show_rejected_changed(shown)`.
+    `citation_clicked(label, spot)` for a sentence's mark ("[2]" and the lines it
+    cites), `beyond_clicked(run)` for a run written beyond the passages,
+    `cite_evidence_requested()` ("Cite it"), `show_rejected_changed(shown)`.
     """
 
     source_clicked = Signal(int, object)
+    citation_clicked = Signal(str, object)
+    beyond_clicked = Signal(object)
+    cite_evidence_requested = Signal()
     show_rejected_changed = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -118,7 +77,9 @@ class AnswerView(QWidget):
         self.rejected_box.setToolTip("Also show drafted tokens the target rejected (struck out)")
         self.rejected_box.toggled.connect(self.set_show_rejected)
         self.copy_button = QPushButton("Copy", self)
-        self.copy_button.setToolTip("Copy the answer and its sources (without rejected drafts)")
+        self.copy_button.setToolTip(
+            "Copy the answer with its citation marks and sources (without rejected drafts)"
+        )
         self.copy_button.clicked.connect(self.copy_answer)
         bottom = QHBoxLayout()
         bottom.addWidget(self.legend)
@@ -136,10 +97,14 @@ class AnswerView(QWidget):
         self._chunks: tuple[ChunkRef, ...] = ()
         self._stop_reason: str | None = None
         self._tokens: list[AnswerToken] = []
+        self._citations: tuple[SentenceCitation, ...] = ()
+        self._beyond: tuple[BeyondRun, ...] = ()
+        self._added: tuple[AddedCitation, ...] = ()
+        self._prelim = Preliminary()
+        self._note: EvidenceNote | None = None
         self._formats = {kind: style.char_format() for kind, style in TOKEN_STYLES.items()}
-        self._header_end = self._status_len = self._body_len = 0  # document positions
-        self._shown: list[int] = []  # model indices of the shown tokens
-        self._starts: list[int] = []  # their start offsets from the body's start
+        self._header_end = self._status_len = 0  # document positions
+        self._body = Body()
         self._render()
 
     # -- public API ------------------------------------------------------------
@@ -149,16 +114,47 @@ class AnswerView(QWidget):
         self._question = question
         self._notices, self._status, self._chunks, self._stop_reason = [], "", (), None
         self._tokens = []
+        self._set_provenance((), (), ())
+        self._prelim, self._note = Preliminary(), None
         self._render()
 
     def show_status(self, text: str) -> None:
-        """A muted line before the first token; ignored once tokens arrive."""
+        """A muted line before the first token (under a preliminary answer's label
+        while one is shown); ignored once tokens arrive."""
         if self._tokens:
             return
         self._status = text
-        cursor = self._select(self._header_end, self._header_end + self._status_len)
-        cursor.insertText(text, _fmt(_MUTED))
-        self._status_len = u16len(text)
+        self._write_status()
+
+    def add_preliminary(self, text: str) -> None:
+        """Append streamed text of the preliminary answer (before the first round)."""
+        if self._tokens or self._prelim.state == "cancelled":
+            return
+        self._prelim.text += text
+        self._prelim.state = "streaming"
+        self._write_status()
+
+    def preliminary_done(self, answer: str) -> None:
+        """The preliminary answer is complete (the target still reads)."""
+        if self._tokens:
+            return
+        self._prelim.text = answer or self._prelim.text
+        self._prelim.state = "done"
+        self._write_status()
+
+    def cancel_preliminary(self) -> bool:
+        """Cancelled before the first round: a preliminary answer stays, so labelled.
+        Returns whether there was one."""
+        if not self._prelim.in_place or self._tokens:
+            return False
+        self._prelim.state = "cancelled"
+        self._status = ""
+        self._write_status()
+        return True
+
+    def preliminary_text(self) -> str:
+        """The preliminary answer of the answer on screen ("" without one)."""
+        return self._prelim.text.strip()
 
     def show_notice(self, text: str, level: str = "info") -> None:
         """A line above the answer (e.g. the document was truncated)."""
@@ -166,30 +162,57 @@ class AnswerView(QWidget):
         self._insert_notice(text, level)
 
     def add_steps(self, steps: Sequence[DraftStep]) -> None:
-        """Append the tokens of decoding rounds (incrementally, at the answer's end)."""
+        """Append the tokens of decoding rounds (incrementally, at the answer's end);
+        the first replaces a status line or a preliminary answer."""
         new = [token for step in steps for token in tokens_of(step)]
         if not new:
             return
         if self._status_len:
             self._select(self._header_end, self._body_start).removeSelectedText()
             self._status, self._status_len = "", 0
+        if self._prelim.in_place:
+            self._prelim.state = "replaced"
         bar = self.browser.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
         first = len(self._tokens)
         self._tokens.extend(new)
-        self._append_shown(range(first, len(self._tokens)))
+        cursor = QTextCursor(self.browser.document())
+        cursor.setPosition(self._body_end)
+        indices = range(first, len(self._tokens))
+        self._body.append(cursor, self._tokens, indices, self._formats, self._show_rejected)
         if at_bottom:
             bar.setValue(bar.maximum())
 
     def finish(self, f: Finished) -> None:
-        """The answer is complete: show its sources and why it stopped, if not at EOS."""
+        """The answer is complete: its sentence marks and runs beyond the passages,
+        its sources, its preliminary answer and why it stopped, if not at EOS."""
         self._chunks = f.chunks
         self._stop_reason = f.stop_reason
-        self.show_status("")
+        self._prelim.text = f.preliminary or self._prelim.text
+        if self._prelim.in_place:
+            self._prelim.state = "replaced" if self._tokens else "cancelled"
+        elif self._prelim.text and not self._prelim.state:
+            self._prelim.state = "replaced"
+        self._status = ""
+        self._set_provenance(f.citations, f.beyond, ())
+        if self._tokens and (self._citations or self._beyond):
+            self._rerender()
+            return
+        self._write_status()
         self._write_footer()
 
     def set_sources(self, chunks: Sequence[ChunkRef]) -> None:
         self._chunks = tuple(chunks)
+        self._write_footer()
+
+    def set_added(self, added: Sequence[AddedCitation]) -> None:
+        """Citations added from the target's evidence (each a new numbered mark)."""
+        self._added = tuple(added)
+        self._rerender()
+
+    def set_evidence_note(self, note: EvidenceNote | None) -> None:
+        """Say where the target's evidence is (outside the passages), or nothing."""
+        self._note = note
         self._write_footer()
 
     def restore(
@@ -197,14 +220,22 @@ class AnswerView(QWidget):
         question: str,
         tokens: Sequence[AnswerToken | Mapping[str, Any]],
         finished: Finished | None = None,
+        added: Sequence[AddedCitation] = (),
     ) -> None:
         """Show a past answer again: `tokens` as `tokens()` gave them (dicts from the
-        history are fine)."""
+        history are fine), with its marks, runs and preliminary answer."""
         self._question = question
         self._notices, self._status = [], ""
         self._chunks = finished.chunks if finished else ()
         self._stop_reason = finished.stop_reason if finished else None
         self._tokens = [t if isinstance(t, AnswerToken) else AnswerToken(**t) for t in tokens]
+        if finished is None:
+            self._set_provenance((), (), ())
+        else:
+            self._set_provenance(finished.citations, finished.beyond, added)
+        text = finished.preliminary if finished else ""
+        self._prelim = Preliminary(text, "replaced" if text else "")
+        self._note = None
         self._render()
 
     def tokens(self) -> list[dict[str, Any]]:
@@ -216,6 +247,10 @@ class AnswerView(QWidget):
 
     def sources(self) -> tuple[ChunkRef, ...]:
         return self._chunks
+
+    def marks(self) -> list[str]:
+        """The marks shown after the sentences, in order ("[1]", "[?]" ...)."""
+        return [mark.text for _a, _b, mark in self._body.marks]
 
     def counts(self) -> dict[str, int]:
         """Tokens per kind (all five kinds, zeros included)."""
@@ -237,37 +272,55 @@ class AnswerView(QWidget):
             return
         self._show_rejected = shown
         self.rejected_box.setChecked(shown)
-        bar = self.browser.verticalScrollBar()
-        fraction = bar.value() / bar.maximum() if bar.maximum() else 1.0
-        self._render()
-        bar.setValue(round(fraction * bar.maximum()))
+        self._rerender()
         self.show_rejected_changed.emit(shown)
 
     def copy_answer(self) -> None:
-        """Put the answer (without rejected drafts) and its sources on the clipboard."""
-        text = self.answer_text().strip()
-        if self._chunks:
-            lines = [f"[{i}] {_source_line(c)}" for i, c in enumerate(self._chunks, 1)]
+        """Put the answer (with its numbered marks, without rejected drafts) and its
+        sources on the clipboard."""
+        kept = self._kept_ranges(self._body_start, self._body_end)
+        text = "".join(self.browser.text_between(a, b) for a, b in kept).strip()
+        sources = self._source_list()
+        if sources:
+            lines = [f"[{i}] {sections.source_line(c)}" for i, c in enumerate(sources, 1)]
             text += "\n\nSources:\n" + "\n".join(lines)
         QGuiApplication.clipboard().setText(text)
 
     def token_at(self, position: int) -> AnswerToken | None:
-        """The shown token whose text holds the character at document `position`."""
-        rel = position - self._body_start
-        if not self._shown or rel < 0 or rel >= self._body_len:
-            return None
-        return self._tokens[self._shown[bisect_right(self._starts, rel) - 1]]
+        """The shown token whose text holds the character at document `position`
+        (None on a mark)."""
+        index = self._body.token_at(position - self._body_start)
+        return None if index is None else self._tokens[index]
 
     def tooltip_at(self, position: int) -> str | None:
+        rel = position - self._body_start
+        mark = self._body.mark_at(rel)
+        if mark is not None:
+            return mark.tooltip
         token = self.token_at(position)
-        return token.tooltip if token else None
+        if token is None:
+            return None
+        run = self._body.run_at(rel)
+        if run >= 0:
+            return BEYOND_TIP.format(n=self._beyond[run].corrections) + "\n\n" + token.tooltip
+        return token.tooltip
 
     def token_position(self, index: int) -> int | None:
         """Document position where model token `index` starts (None when hidden)."""
-        i = bisect_right(self._shown, index) - 1
-        if i < 0 or self._shown[i] != index:
+        rel = self._body.position(index)
+        return None if rel is None else self._body_start + rel
+
+    def mark_range(self, n: int) -> tuple[int, int]:
+        """Document range of the `n`-th mark shown."""
+        a, b, _mark = self._body.marks[n]
+        return self._body_start + a, self._body_start + b
+
+    def run_range(self, index: int) -> tuple[int, int] | None:
+        """Document range underlined for beyond run `index` (marks inside included)."""
+        stretches = [(a, b) for a, b, k in self._body.runs if k == index]
+        if not stretches:
             return None
-        return self._body_start + self._starts[i]
+        return self._body_start + stretches[0][0], self._body_start + stretches[-1][1]
 
     # -- document --------------------------------------------------------------
 
@@ -275,17 +328,37 @@ class AnswerView(QWidget):
     def _body_start(self) -> int:
         return self._header_end + self._status_len
 
+    @property
+    def _body_end(self) -> int:
+        return self._body_start + self._body.length
+
     def _select(self, start: int, end: int) -> QTextCursor:
         cursor = QTextCursor(self.browser.document())
         cursor.setPosition(start)
         cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
         return cursor
 
+    def _set_provenance(
+        self,
+        citations: Sequence[SentenceCitation],
+        beyond: Sequence[BeyondRun],
+        added: Sequence[AddedCitation],
+    ) -> None:
+        self._citations, self._beyond, self._added = tuple(citations), tuple(beyond), tuple(added)
+        self.legend.beyond.setVisible(bool(self._beyond))
+
+    def _rerender(self) -> None:
+        """`_render`, keeping the scroll position as a share of the document."""
+        bar = self.browser.verticalScrollBar()
+        fraction = bar.value() / bar.maximum() if bar.maximum() else 1.0
+        self._render()
+        bar.setValue(round(fraction * bar.maximum()))
+
     def _render(self) -> None:
         """Rebuild the whole document from the model."""
         self.browser.clear()
-        self._header_end = self._status_len = self._body_len = 0
-        self._shown, self._starts = [], []
+        self._header_end = self._status_len = 0
+        self._body.clear()
         cursor = QTextCursor(self.browser.document())
         if self._question:
             cursor.insertText(self._question, _fmt("#1F1F1F", bold=True, larger=True))
@@ -296,93 +369,79 @@ class AnswerView(QWidget):
             self._header_end = cursor.position()
         for text, level in self._notices:
             self._insert_notice(text, level)
-        if self._status and not self._tokens:
-            self.show_status(self._status)
-        self._append_shown(range(len(self._tokens)))
+        self._write_status()
+        decor = plan(self._tokens, self._citations, self._beyond, self._chunks, self._added)
+        cursor = QTextCursor(self.browser.document())
+        cursor.setPosition(self._body_start)
+        self._body.append(cursor, self._tokens, range(len(self._tokens)), self._formats,
+                          self._show_rejected, decor)  # fmt: skip
         self._write_footer()
+
+    def _write_status(self) -> None:
+        """The region before the first token: a preliminary answer, or a status line."""
+        if self._tokens and not self._status_len:
+            return
+        cursor = self._select(self._header_end, self._header_end + self._status_len)
+        cursor.removeSelectedText()
+        if self._prelim.in_place and not self._tokens:
+            sections.write_in_place(cursor, self._prelim, self._status)
+        elif self._status and not self._tokens:
+            cursor.insertText(self._status, _fmt(MUTED))
+        self._status_len = cursor.position() - self._header_end
 
     def _insert_notice(self, text: str, level: str) -> None:
         warn = level in ("warning", "error")
         line = ("⚠ " if warn else "ⓘ ") + text + "\n"
-        color = _WARNING if warn else _MUTED
+        color = WARNING if warn else MUTED
         cursor = QTextCursor(self.browser.document())
         cursor.setPosition(self._header_end)
         cursor.insertText(line, _fmt(color))
         self._header_end += u16len(line)
 
-    def _append_shown(self, indices: Iterable[int]) -> None:
-        """Insert model tokens at the body's end, merging runs of one kind."""
-        cursor = QTextCursor(self.browser.document())
-        cursor.setPosition(self._body_start + self._body_len)
-        cursor.beginEditBlock()
-        run: list[str] = []
-        run_kind = ""
-        for i in indices:
-            token = self._tokens[i]
-            if token.kind == "rejected" and not self._show_rejected:
-                continue
-            if token.kind != run_kind and run:
-                cursor.insertText("".join(run), self._formats[run_kind])
-                run = []
-            run_kind = token.kind
-            run.append(token.text)
-            self._shown.append(i)
-            self._starts.append(self._body_len)
-            self._body_len += u16len(token.text)
-        if run:
-            cursor.insertText("".join(run), self._formats[run_kind])
-        cursor.endEditBlock()
-
     def _write_footer(self) -> None:
-        """Replace everything after the body with the sources and the stop note."""
-        cursor = self._select(self._body_start + self._body_len, self.browser.document()
-                              .characterCount() - 1)  # fmt: skip
+        """Replace everything after the body: the evidence note, the sources (added
+        citations after them), the preliminary answer's section, the stop note."""
+        cursor = self._select(self._body_end, self.browser.document().characterCount() - 1)
         cursor.removeSelectedText()
-        if self._chunks:
-            block = QTextBlockFormat()
-            block.setTopMargin(12)
-            cursor.insertBlock(block, QTextCharFormat())
-            cursor.insertText("Sources", _fmt("#3A3F47", bold=True))
-            for i, chunk in enumerate(self._chunks):
-                cursor.insertBlock(QTextBlockFormat(), QTextCharFormat())
-                cursor.insertText(f"[{i + 1}] ", _fmt("#1F1F1F"))
-                link = _fmt(ACCENT)
-                link.setAnchor(True)
-                link.setAnchorHref(f"source:{i}")
-                link.setFontUnderline(True)
-                link.setToolTip(f"Show this passage in the PDF ({chunk.score:.2f} match)")
-                cursor.insertText(_source_line(chunk), link)
-        note = _STOP_NOTES.get(self._stop_reason or "")
-        if note:
-            block = QTextBlockFormat()
-            block.setTopMargin(8)
-            cursor.insertBlock(block, QTextCharFormat())
-            cursor.insertText(note, _fmt(_MUTED))
+        if self._note is not None and self._tokens:
+            sections.write_note(cursor, self._note)
+        sections.write_sources(cursor, self._source_list(), len(self._chunks))
+        if self._prelim.text and self._tokens and not self._prelim.in_place:
+            sections.write_section(cursor, self._prelim)
+        sections.write_stop_note(cursor, self._stop_reason)
+
+    def _source_list(self) -> list[ChunkRef]:
+        """The numbered sources: the retrieved passages, then the added citations."""
+        return [*self._chunks, *(a.ref for a in self._added)]
 
     def _kept_ranges(self, start: int, end: int) -> list[tuple[int, int]]:
-        """[start, end) less the characters of rejected drafts, as (start, end) ranges."""
+        """[start, end) less rejected drafts (when shown) and uncopied marks ("[?]")."""
+        base = self._body_start
+        holes = self._body.holes(self._tokens, self._show_rejected, start - base, end - base)
         ranges: list[tuple[int, int]] = []
-        here, base = start, self._body_start
-        if self._show_rejected and self._shown:
-            i = max(0, bisect_right(self._starts, start - base) - 1)
-            while i < len(self._shown) and base + self._starts[i] < end:
-                token = self._tokens[self._shown[i]]
-                if token.kind == "rejected":
-                    a = base + self._starts[i]
-                    if a > here:
-                        ranges.append((here, min(a, end)))
-                    here = max(here, a + u16len(token.text))
-                i += 1
+        here = start
+        for a, b in holes:
+            if base + a > here:
+                ranges.append((here, min(base + a, end)))
+            here = max(here, base + b)
         if here < end:
             ranges.append((here, end))
         return ranges
 
     def _on_anchor(self, url: QUrl) -> None:
-        scheme, _, number = url.toString().partition(":")
-        if scheme == "source" and number.isdigit() and int(number) < len(self._chunks):
-            self.source_clicked.emit(int(number), self._chunks[int(number)])
-
-
-def _source_line(chunk: ChunkRef) -> str:
-    pages = chunk.page_text
-    return f"{chunk.title} — {pages}" if pages else chunk.title
+        href = url.toString()
+        scheme, _, number = href.partition(":")
+        sources = self._source_list()
+        if scheme == "source" and number.isdigit() and int(number) < len(sources):
+            self.source_clicked.emit(int(number), sources[int(number)])
+        elif scheme in ("cite", "added"):
+            found = spot_for(href, self._citations, self._chunks, self._added)
+            if found is not None:
+                self.citation_clicked.emit(f"[{found[0]}]", found[1])
+        elif scheme == "beyond" and number.isdigit() and int(number) < len(self._beyond):
+            self.beyond_clicked.emit(self._beyond[int(number)])
+        elif href == "cite-evidence":
+            self.cite_evidence_requested.emit()
+        elif href == "preliminary":
+            self._prelim.open = not self._prelim.open
+            self._write_footer()

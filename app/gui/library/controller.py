@@ -1,7 +1,9 @@
 """The library side of the window: adding, removing and showing documents, the first
-start with the sample, passwords, and the answer's passages highlighted in the PDF
-view. It owns the documents and their passwords; the answers side reaches it only by
-its signals and slots (`scope_changed`; `set_answer_passages`, `highlight`, `reveal`)."""
+start with the sample, passwords, and what the answer shows in the PDF view: its
+passages highlighted, the lines a citation points to, where the target looked (the
+heat overlay). It owns the documents and their passwords; the answers side reaches it
+only by its signals and slots (`scope_changed`; `set_answer_passages`, `highlight`,
+`reveal`, `show_source`, `show_spot`, `show_evidence`)."""
 
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ from app.gui import jobs
 from app.gui.banner import MessageBanner
 from app.gui.library.panel import LibraryPanel
 from app.gui.ops import Op, OpRunner
+from app.gui.pdf.heat import HeatSpot
 from app.gui.pdf.view import Passage, PdfView
 from core.api import DocumentInfo
-from core.events import ChunkRef, Event, IngestProgress, Notice
+from core.events import ChunkRef, Event, Evidence, IngestProgress, Notice
 
 TITLE = "RapidQA"
 
@@ -50,6 +53,8 @@ class LibraryController(QObject):
         self._keys = itertools.count(1)
         self._answer_chunks: tuple[ChunkRef, ...] = ()  # the answer on screen
         self._pending_passage: Passage | None = None
+        self._pending_spot: Passage | None = None
+        self._evidence: Evidence | None = None  # the heat overlay's
         library.add_requested.connect(self.add_documents)
         library.remove_requested.connect(self.remove_documents)
         library.cancel_requested.connect(self.cancel_add)
@@ -196,6 +201,7 @@ class LibraryController(QObject):
             self._pdf.open_document(path, self._passwords.get(path))
         self.title_changed.emit(f"{info.title} — {TITLE}")
         self.highlight(self._answer_chunks)
+        self._apply_heat()
 
     def reveal(self, doc_id: str) -> None:
         """Show `doc_id` unless it is the document on screen already."""
@@ -219,6 +225,7 @@ class LibraryController(QObject):
         document shown later."""
         self._answer_chunks = tuple(chunks)
         self.highlight(self._answer_chunks)
+        self._pdf.overlay.clear_spot()
 
     def highlight(self, chunks: Sequence[ChunkRef]) -> None:
         """Highlight those of `chunks` that lie in the shown document."""
@@ -239,11 +246,54 @@ class LibraryController(QObject):
             return
         self._pdf.show_passage(passage)
 
+    def show_spot(self, label: str, spot: ChunkRef) -> None:
+        """A sentence's mark clicked: exactly the lines it cites, in their document,
+        outlined (the passage they are in stays highlighted)."""
+        passage = Passage(label, spot.rects)
+        if spot.doc_id != self._shown_doc_id():
+            self._pending_spot = passage
+            self.show_document(spot.doc_id)
+            return
+        self._pdf.overlay.show_spot(passage)
+
+    def show_evidence(self, evidence: Evidence | None) -> None:
+        """Where the target looked (None: clear it): a heat overlay on the shown
+        document, a legend, and the view on the strongest spot (its document shown)."""
+        self._evidence = evidence
+        if evidence is None or not evidence.spots:
+            self._pdf.overlay.clear_heat()
+            return
+        strongest = evidence.spots[0].ref
+        if strongest.doc_id != self._shown_doc_id():
+            self.show_document(strongest.doc_id)  # opening: the heat follows when open
+        else:
+            self._apply_heat()
+        self._pdf.overlay.focus(strongest.rects)
+
+    def _apply_heat(self) -> None:
+        """The heat overlay of the evidence on screen, for the shown document."""
+        ev = self._evidence
+        if ev is None or not ev.spots:
+            self._pdf.overlay.clear_heat()
+            return
+        shown = self._shown_doc_id()
+        top = max(s.weight for s in ev.spots) or 1.0
+        spots = [
+            HeatSpot(s.ref.rects, s.weight / top, s.retrieved, f"{s.weight:.0%}" if i < 3 else "")
+            for i, s in enumerate(ev.spots)
+            if s.ref.doc_id == shown and s.ref.rects
+        ]
+        self._pdf.overlay.set_heat(spots, heat_summary(ev, shown))
+
     def _viewer_opened(self, _layout: object) -> None:
         self.highlight(self._answer_chunks)
+        self._apply_heat()
         if self._pending_passage is not None:
             passage, self._pending_passage = self._pending_passage, None
             self._pdf.show_passage(passage)
+        if self._pending_spot is not None:
+            spot, self._pending_spot = self._pending_spot, None
+            self._pdf.overlay.show_spot(spot)
 
     def _viewer_password(self, path: object, wrong: bool) -> None:
         pdf = Path(str(path))
@@ -262,3 +312,16 @@ class LibraryController(QObject):
             self._window, "Password needed", prompt, QLineEdit.EchoMode.Password
         )
         return text if ok and text else None
+
+
+def heat_summary(evidence: Evidence, shown: str | None) -> str:
+    """The legend's line: the strongest spot, and how many spots on how many pages."""
+    top = evidence.spots[0]
+    where = "outside" if not top.retrieved else "inside"
+    pages = {(s.ref.doc_id, p) for s in evidence.spots for p in s.ref.pages[:1]}
+    other = "" if top.ref.doc_id == shown else f" of {top.ref.title}"
+    return (
+        f"Strongest: {top.ref.page_text or top.ref.title}{other}, {top.weight:.0%} of the "
+        f"attention, {where} the retrieved passages. {len(evidence.spots)} spots on "
+        f"{len(pages)} pages; found in {evidence.seconds:.1f} s."
+    )

@@ -3,8 +3,10 @@
 The canvas knows where every page sits at the current zoom and draws, for the pages in
 view: a shadowed sheet (the rendered image, or a light-grey placeholder while it is
 drawn), the retrieved passages as translucent highlights with their labels in the
-margin, the search matches as outlines, and a passage being flashed. It never renders
-a page itself: `PdfView` feeds it images from the renderer thread.
+margin, the lines a citation mark points to (the spot: tinted and outlined in the
+accent colour), where the target looked (the heat overlay of app/gui/pdf/heat.py),
+the search matches as outlines, and a passage being flashed. It never renders a page
+itself: `PdfView` feeds it images from the renderer thread.
 
 Coordinates: PDF points on the page as displayed (`ChunkRef.rects`) map to logical
 pixels at `zoom * PX_PER_PT` per point (so 100% is the printed size on a 96-dpi screen).
@@ -32,6 +34,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QWidget
 
 from app.gui import theme
+from app.gui.pdf.heat import HeatSpot, paint_spot
 
 PX_PER_PT = 96 / 72
 GAP = 12  # between pages, logical pixels
@@ -114,6 +117,8 @@ class PdfCanvas(QWidget):
         self._current_match = -1
         self._flash_rects: tuple[PageRect, ...] = ()
         self._flash_level = 0.0
+        self._spot: Passage | None = None
+        self._heat: tuple[HeatSpot, ...] = ()
         self._wheel_rest = 0
         self._ratio = 0.0  # the device pixel ratio of the last paint
         self._flash = QVariantAnimation(self)
@@ -131,6 +136,7 @@ class PdfCanvas(QWidget):
         self.cache.clear()
         self._failed.clear()
         self._passages, self._matches, self._current_match = (), [], -1
+        self._spot, self._heat = None, ()
         self._flash.stop()
         self._flash_rects = ()
         self.relayout(self._zoom, self.width())
@@ -217,6 +223,24 @@ class PdfCanvas(QWidget):
     def passages(self) -> tuple[Passage, ...]:
         return self._passages
 
+    def set_spot(self, spot: Passage | None) -> None:
+        """The lines a citation mark points to (None: none)."""
+        self._spot = spot
+        self.update()
+
+    @property
+    def spot(self) -> Passage | None:
+        return self._spot
+
+    def set_heat(self, spots: Sequence[HeatSpot]) -> None:
+        """Where the target looked, on this document's pages (empty: clear)."""
+        self._heat = tuple(spots)
+        self.update()
+
+    @property
+    def heat(self) -> tuple[HeatSpot, ...]:
+        return self._heat
+
     def set_matches(self, matches: Sequence[PageRect], current: int = -1) -> None:
         self._matches, self._current_match = list(matches), current
         self.update()
@@ -299,6 +323,27 @@ class PdfCanvas(QWidget):
             p.fillPath(area.simplified(), theme.HIGHLIGHT)
             if passage.label:
                 tags.append((passage.label, boxes[0]))
+        heat_tags: list[tuple[str, QRectF]] = []
+        for spot in self._heat:
+            boxes = [self.rect_on_canvas(r) for r in spot.rects if r[0] == page]
+            if boxes:
+                paint_spot(p, boxes, spot)
+                if spot.label:
+                    heat_tags.append((spot.label, boxes[0]))
+        p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Multiply)
+        if self._spot is not None:
+            area = QPainterPath()
+            for rect in self._spot.rects:
+                if rect[0] == page:
+                    area.addRect(self.rect_on_canvas(rect).adjusted(-2, -2, 2, 2))
+            if not area.isEmpty():
+                area = area.simplified()
+                p.fillPath(area, theme.SPOT)
+                p.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceOver)
+                p.setBrush(Qt.BrushStyle.NoBrush)
+                p.setPen(QPen(QColor(theme.ACCENT), 2))
+                p.drawPath(area)
+                p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Multiply)
         if self._flash_rects and self._flash_level > 0:
             fill = QColor(theme.FLASH)
             fill.setAlphaF(theme.FLASH.alphaF() * self._flash_level)
@@ -320,9 +365,14 @@ class PdfCanvas(QWidget):
             p.drawRoundedRect(box, 2, 2)
         for label, box in tags:
             self._paint_tag(p, page, label, box)
+        for label, box in heat_tags:
+            self._paint_tag(p, page, label, box, heat=True)
 
-    def _paint_tag(self, p: QPainter, page: int, label: str, box: QRectF) -> None:
-        """`label` in a small tag left of `box`, kept on the page's sheet."""
+    def _paint_tag(
+        self, p: QPainter, page: int, label: str, box: QRectF, heat: bool = False
+    ) -> None:
+        """`label` in a small tag left of `box`, kept on the page's sheet (in the heat
+        colours for a spot of the heat overlay)."""
         font = QFont(self.font())
         font.setPointSizeF(max(7.0, font.pointSizeF() * 0.8))
         font.setBold(True)
@@ -334,10 +384,10 @@ class PdfCanvas(QWidget):
         tag = QRectF(
             left, box.top() + (box.height() - h) / 2 if box.height() < 2 * h else box.top(), w, h
         )
-        back = QColor(theme.HIGHLIGHT)
+        back = QColor("#FCE3D2" if heat else theme.HIGHLIGHT)
         back.setAlpha(235)
-        p.setPen(QPen(QColor(theme.ORANGE), 1))
+        p.setPen(QPen(theme.HEAT_OUTLINE if heat else QColor(theme.ORANGE), 1))
         p.setBrush(back)
         p.drawRoundedRect(tag, 3, 3)
-        p.setPen(QColor("#3A2A00"))
+        p.setPen(QColor("#4A1A00" if heat else "#3A2A00"))
         p.drawText(tag, Qt.AlignmentFlag.AlignCenter, label)

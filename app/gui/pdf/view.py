@@ -1,4 +1,6 @@
-"""The in-app PDF viewer: continuous pages, zoom, search, and the retrieved passages.
+"""The in-app PDF viewer: continuous pages, zoom, search, the retrieved passages, and
+(`overlay`, app/gui/pdf/overlay.py) the spot a citation points to and where the
+target looked.
 
 `PdfView` shows one PDF at a time in a scroll area over a painted `PdfCanvas`. Pages
 are drawn on the renderer thread (`RenderThread`): only the pages in view and one
@@ -15,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QImage, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, QPointF, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QImage, QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import QLabel, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
 
 from app.gui.pdf.canvas import MARGIN, PX_PER_PT, Passage, PdfCanvas
+from app.gui.pdf.overlay import PdfOverlay
 from app.gui.pdf.render_thread import SEARCH_LIMIT, PageRect, RenderThread
 from app.gui.pdf.toolbar import PdfToolbar
 from core.api import PdfLayout
@@ -80,6 +83,7 @@ class PdfView(QWidget):
         layout.setSpacing(0)
         layout.addWidget(self.toolbar)
         layout.addWidget(self._stack, 1)
+        self.overlay = PdfOverlay(self)
 
         self._update_timer = QTimer(self)
         self._update_timer.setSingleShot(True)
@@ -245,8 +249,20 @@ class PdfView(QWidget):
             return
         if passage not in self.canvas.passages:
             self.canvas.set_passages((*self.canvas.passages, passage))
-        self._centre_on(rects[0])
+        self.centre_on(rects[0])
         self.canvas.flash(rects)
+
+    def when_open(self, action: Callable[[], None]) -> bool:
+        """While the document is opening: queue `action` for when it is open, True."""
+        if self._layout is None:
+            self._after_open.append(action)
+            return True
+        return False
+
+    def pages_area(self) -> QRect:
+        """Where the pages show, in this widget's coordinates, less the scroll bar."""
+        area = self._stack.geometry()
+        return area.adjusted(0, 0, -self._scroll.verticalScrollBar().width(), 0)
 
     def shutdown(self, timeout_s: float = 2.0) -> bool:
         """Stop the renderer thread; True if it ended within `timeout_s`."""
@@ -327,7 +343,7 @@ class PdfView(QWidget):
         self.canvas.set_matches(self._matches, index)
         more = "+" if len(self._matches) >= SEARCH_LIMIT else ""
         self.toolbar.set_search_status(f"{index + 1} of {len(self._matches)}{more}")
-        self._centre_on(self._matches[index])
+        self.centre_on(self._matches[index])
 
     # ---------------------------------------------------------- view updates
     def _fit_zoom(self) -> float:
@@ -362,7 +378,8 @@ class PdfView(QWidget):
         viewport_pos = position - QPointF(self._hbar_value(), self._vbar_value())
         self.set_zoom(zoom, viewport_pos)
 
-    def _centre_on(self, rect: PageRect) -> None:
+    def centre_on(self, rect: PageRect) -> None:
+        """Scroll so that `rect` is in the middle of the view."""
         box = self.canvas.rect_on_canvas(rect)
         viewport = self._scroll.viewport()
         self._scroll_to(box.center().x() - viewport.width() / 2,
@@ -429,6 +446,10 @@ class PdfView(QWidget):
         self._stack.setCurrentIndex(0)
 
     # ------------------------------------------------------------------ events
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.overlay.place_legend()
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self._scroll.viewport() and event.type() == QEvent.Type.Resize:
             if self._layout is not None:
