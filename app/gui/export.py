@@ -32,10 +32,12 @@ def _where(c: ChunkRef) -> dict[str, Any]:
 
 
 def citations(finished: Finished, added: Sequence[AddedCitation] = ()) -> list[dict[str, Any]]:
-    """The passages an answer drew on, numbered as the answer view numbers them; the
-    citations added from the target's evidence follow, flagged `added`."""
+    """The passages an answer drew on, numbered as the answer view numbers them
+    (`origin` "retrieved", or "document": found afterwards to cite a sentence no
+    retrieved passage supports); the citations added from the target's evidence
+    follow, flagged `added`."""
     out = [
-        {"n": n, **_where(c), "score": round(c.score, 4), "text": c.text}
+        {"n": n, **_where(c), "score": round(c.score, 4), "text": c.text, "origin": c.origin}
         for n, c in enumerate(finished.chunks, start=1)
     ]
     for k, a in enumerate(added):
@@ -207,7 +209,8 @@ def to_markdown(record: AnswerRecord) -> str:
         for c in sources:
             snippet = " ".join(c["text"].split())
             snippet = snippet[:SNIPPET] + ("…" if len(snippet) > SNIPPET else "")
-            extra = " (added: the target's evidence)" if c.get("added") else ""
+            extra = " (found in the document)" if c.get("origin") == "document" else ""
+            extra = " (added: the target's evidence)" if c.get("added") else extra
             lines.append(f"{c['n']}. **{c['title']}**, {c['where']}{extra}: “{snippet}”")
         lines.append("")
     s = statistics(f)

@@ -74,6 +74,7 @@ class Script:
     hold_read: threading.Event | None = None
     # The evidence for a run: `evidence_steps` progress steps of `evidence_delay_s`; the
     # strongest spot outside the retrieved passages (page 3) or inside them.
+    document_citation: bool = False  # the unsupported sentence cites a found passage
     evidence_steps: int = 3
     evidence_delay_s: float = 0.0
     evidence_outside: bool = True
@@ -200,22 +201,32 @@ class FakeEngine:
         chunks = tuple(self.chunk(d, p) for d in docs for p in (1, 2))
         if cfg.speculative:
             yield Retrieved("drafter", chunks, 512, 160)
+        # As the engine: a cancel before the first round ends the stream with a
+        # cancelled `Finished` (keeping the preliminary answer streamed so far).
         preliminary = self.script.preliminary if cfg.speculative else ""
+        streamed = ""
         if preliminary:
             words = preliminary.split(" ")
             for i, word in enumerate(words):
-                self._check_cancel()
+                if self._cancel.is_set():
+                    yield self._finished(cfg, "cancelled", [], chunks, streamed)
+                    return
                 time.sleep(self.script.preliminary_delay_s)
+                streamed += word if i == 0 else " " + word
                 yield PreliminaryToken(word if i == 0 else " " + word)
             yield PreliminaryAnswer(preliminary, len(words), 0.4, chunks)
         steps = max(self.script.read_steps, 1)
         for i in range(1, steps + 1):
-            self._check_cancel()
+            if self._cancel.is_set():
+                yield self._finished(cfg, "cancelled", [], chunks, preliminary)
+                return
             time.sleep(self.script.read_delay_s)
             yield PrefillProgress("target", 1024 * i // steps, 1024, i / steps)
         hold = self.script.hold_read
         while hold is not None and not hold.wait(0.01):
-            self._check_cancel()
+            if self._cancel.is_set():
+                yield self._finished(cfg, "cancelled", [], chunks, preliminary)
+                return
         yield Calibrated(1024, 0.1)
         done: list[DraftStep] = []
         rounds = self.script.rounds
@@ -246,6 +257,13 @@ class FakeEngine:
         answer = raw.strip()
         chunks = chunks if cfg.speculative else ()
         citations, beyond = provenance(steps, chunks, len(raw) - len(raw.lstrip()), answer)
+        if self.script.document_citation and chunks and len(citations) >= 3:
+            # as the engine's cite_document: the unsupported sentence cites a passage
+            # found in the rest of the document, appended to the chunks
+            found = replace(self.chunk(chunks[0].doc_id, 4), origin="document")
+            citations = (*citations[:2], replace(citations[2], passages=(len(chunks),),
+                         spots=(spot_of(found),)), *citations[3:])  # fmt: skip
+            chunks = (*chunks, found)
         return Finished(
             answer=answer, mode=cfg.mode, stop_reason=reason,  # type: ignore[arg-type]
             new_tokens=len(texts), rounds=rounds, drafted=sum(len(s.drafted_ids) for s in steps),

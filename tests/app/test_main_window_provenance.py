@@ -248,3 +248,21 @@ def test_exports_carry_the_citations(
     assert "2. “d5.0 t5 d6.0 d6.1 d6.2 t6 d7.0 t7 d8.0 t8.” — [1] harrow-point-handbook, p. 1; " \
         "[2] harrow-point-handbook, p. 2" in md  # fmt: skip
     assert f"- “ {RUN_TEXT}” (sentence 2, 2 corrections)" in md
+
+
+@pytest.mark.parametrize("script", [Script(document_citation=True)])
+def test_a_citation_found_in_the_document_is_told_apart(
+    qtbot: Any, window: tuple[MainWindow, FakeEngine], script: Script
+) -> None:
+    win, _engine = window
+    _answer(qtbot, win)
+    assert win.answer.marks() == ["[1]", "[1]", "[2]", "[3]"]  # no "[?]" left
+    text = win.answer.browser.toPlainText()
+    assert "[3] harrow-point-handbook — p. 4  (found in the document, not retrieved)" in text
+    tip = win.answer.tooltip_at(win.answer.mark_range(3)[0]) or ""
+    assert "Found in the document afterwards (not among the passages the drafter read)" in tip
+    fin = win.history.records[-1].finished
+    win.answer_ctl.show_evidence(fin.beyond[0])
+    wait_idle(qtbot, win)
+    passages = script.evidence_asked[-1][4]
+    assert passages == fin.chunks[:2] and len(fin.chunks) == 3  # only what the drafter read

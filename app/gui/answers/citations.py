@@ -28,6 +28,7 @@ UNSUPPORTED_TIP = (
     "Unsupported: no retrieved passage supports this sentence. The target wrote it from "
     "the whole document or from what it knows; check it."
 )
+FOUND_TIP = "Found in the document afterwards (not among the passages the drafter read).\n"
 BEYOND_TIP = (
     "Read beyond the passages: the target wrote this against the drafter ({n} "
     "corrections); the retrieved passages were not enough.\nClick to see where the "
@@ -77,7 +78,8 @@ def spot_tooltip(number: int, spot: ChunkRef) -> str:
     text = " ".join(spot.text.split())
     text = text[:SNIPPET] + ("…" if len(text) > SNIPPET else "")
     where = f"{spot.title} — {spot.page_text}" if spot.page_text else spot.title
-    return f"[{number}] {where}\n“{text}”\nClick to show these lines in the PDF"
+    found = FOUND_TIP if spot.origin == "document" else ""
+    return f"[{number}] {where}\n“{text}”\n{found}Click to show these lines in the PDF"
 
 
 def plan(

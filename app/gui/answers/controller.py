@@ -201,6 +201,8 @@ class AnswersController(QObject):
         self.changed.emit()
 
     def _answer_finished(self, run: Answer, finished: Finished) -> None:
+        if finished.stop_reason == "cancelled" and self._answer.cancel_preliminary():
+            self._answer.show_notice(CANCELLED_READING, "info")
         self._answer.finish(finished)
         if not finished.preliminary and self._answer.preliminary_text():
             finished = replace(finished, preliminary=self._answer.preliminary_text())

@@ -110,9 +110,10 @@ class EvidenceFinder(QObject):
             over()
 
         cfg = answer.settings.decode_config()
+        read = tuple(c for c in fin.chunks if c.origin == "retrieved")  # what the drafter read
         op = Op(
             "evidence",
-            jobs.evidence(answer.question, answer.doc_ids, fin.answer_ids, run, fin.chunks, cfg),
+            jobs.evidence(answer.question, answer.doc_ids, fin.answer_ids, run, read, cfg),
             on_started=started,
             on_event=on_event,
             on_done=lambda _result: over(),

@@ -125,8 +125,9 @@ def write_note(cursor: QTextCursor, note: EvidenceNote) -> None:
 
 
 def write_sources(cursor: QTextCursor, sources: Sequence[ChunkRef], retrieved: int) -> None:
-    """The numbered sources: the first `retrieved` are the retrieved passages, the rest
-    citations added from the target's evidence."""
+    """The numbered sources: the first `retrieved` are `Finished.chunks` (the retrieved
+    passages, then any the engine found in the document for an unsupported sentence),
+    the rest citations added from the target's evidence."""
     if not sources:
         return
     _block(cursor, top=12)
@@ -134,14 +135,18 @@ def write_sources(cursor: QTextCursor, sources: Sequence[ChunkRef], retrieved: i
     for i, chunk in enumerate(sources):
         _block(cursor)
         cursor.insertText(f"[{i + 1}] ", fmt("#1F1F1F"))
-        added = i >= retrieved
+        added, found = i >= retrieved, chunk.origin == "document"
         tip = ("Show these lines in the PDF (the target's evidence)" if added
+               else "Show this passage in the PDF (found in the document to cite a "
+               "sentence no retrieved passage supports)" if found
                else f"Show this passage in the PDF ({chunk.score:.2f} match)")  # fmt: skip
         link = _link(f"source:{i}", tip)
         link.setFontUnderline(True)
         cursor.insertText(source_line(chunk), link)
         if added:
             cursor.insertText("  (added: the target's evidence)", fmt(MUTED))
+        elif found:
+            cursor.insertText("  (found in the document, not retrieved)", fmt(MUTED))
 
 
 def write_stop_note(cursor: QTextCursor, stop_reason: str | None) -> None:
