@@ -21,7 +21,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from bench.scoring import QA_DOC_FOLDERS, QA_SETS_DIR, contains_reference, load_qa_set  # noqa: E402
 from core.api import Engine  # noqa: E402
 from core.config import DecodeConfig, IndexConfig, ModelConfig  # noqa: E402
-from core.events import Finished  # noqa: E402
+from core.events import Evidence, Finished  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ class Row:
     beyond: int
     answer: str
     cited_pages: tuple[int, ...]
+    evidence_pages: tuple[int, ...] = ()  # pages of the top 3 evidence spots (--evidence)
+    evidence_s: float = 0.0
 
 
 def _find(doc: str) -> Path | None:
@@ -106,6 +108,18 @@ def table(rows: list[Row]) -> str:
         f"{share(sum(r.from_document > 0 for r in rows), len(rows))} |",
         f"| answers with a read-beyond run | {share(sum(r.beyond > 0 for r in rows), len(rows))} |",
     ]
+    probed = [r for r in right if r.evidence_s > 0]
+    if probed:
+        top = sum(r.evidence_pages[:1] == (r.page,) for r in probed)
+        top3 = sum(r.page in r.evidence_pages for r in probed)
+        secs = sorted(r.evidence_s for r in probed)
+        lines += [
+            f"| correct, first run probed: strongest evidence spot on the evidence page | "
+            f"{share(top, len(probed))} |",
+            f"| correct, first run probed: one of the 3 strongest on it | "
+            f"{share(top3, len(probed))} |",
+            f"| evidence time, median (s) | {secs[len(secs) // 2]:.1f} |",
+        ]
     return "\n".join(lines)
 
 
@@ -118,6 +132,10 @@ def main() -> int:
     parser.add_argument("--library", type=Path, default=None)
     parser.add_argument("--subset", type=int, default=0, help="the first N questions")
     parser.add_argument("--json", type=Path, default=None, help="write the rows here")
+    parser.add_argument(
+        "--evidence", action="store_true",
+        help="also probe the target's attention for each answer's first read-beyond run",
+    )  # fmt: skip
     args = parser.parse_args()
     items = load_qa_set(args.set)[: args.subset or None]
     engine = Engine(
@@ -133,6 +151,16 @@ def main() -> int:
             continue
         fin = ask_one(engine, item.question, pdf, cfg)
         row = row_of(item.qid, item.refs, item.page, fin)
+        if args.evidence and fin.beyond:
+            t_e = time.perf_counter()
+            doc_ids = list(dict.fromkeys(c.doc_id for c in fin.chunks))
+            spots = ()
+            for ev in engine.evidence(item.question, doc_ids, fin.answer_ids, fin.beyond[0],
+                                      fin.chunks, cfg):  # fmt: skip
+                if isinstance(ev, Evidence):
+                    spots = ev.spots
+            pages = tuple(s.ref.pages[0] for s in spots[:3] if s.ref.pages)
+            row = replace(row, evidence_pages=pages, evidence_s=time.perf_counter() - t_e)
         rows.append(row)
         mark = "ok " if row.correct else "-- "
         print(f"{mark}{item.qid}: page {item.page} cited {list(row.cited_pages)} "
