@@ -40,6 +40,7 @@ STEPS = [
     _step(6, (" Keepers",), 0, " Nobody", "correction"),
     _step(7, (), 0, " knows", "target"),
     _step(8, (), 0, ".", "target"),
+    _step(9, ("",), 1, "", "bonus"),  # empty tokens after the last mark (as Qwen's end)
 ]
 ANSWER = "The light was first shown in 1871.\nIt flashes twice. Nobody knows."
 S1, S2 = ANSWER.index("It flashes"), ANSWER.index("Nobody")

@@ -266,3 +266,19 @@ def test_a_citation_found_in_the_document_is_told_apart(
     wait_idle(qtbot, win)
     passages = script.evidence_asked[-1][4]
     assert passages == fin.chunks[:2] and len(fin.chunks) == 3  # only what the drafter read
+
+
+def test_a_long_progress_line_does_not_squeeze_the_pdf_view(
+    qtbot: Any, window: tuple[MainWindow, FakeEngine]
+) -> None:
+    """The evidence job's progress names the run: however long, the line is cut, not
+    widening the answers' column (a narrower PDF view re-fits its zoom and loses the
+    spot it was centred on)."""
+    win, _engine = window
+    wait_idle(qtbot, win)
+    width = win.pdf.width()
+    text = "Evidence for “" + "a long run of words " * 20 + "”: reading the document"
+    win.ask.show_progress(text, 0.5)
+    qtbot.wait(50)
+    assert win.pdf.width() == width and win.ask.progress_label.toolTip() == text
+    assert win.ask.minimumSizeHint().width() < 400

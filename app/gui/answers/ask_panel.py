@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -60,6 +61,9 @@ class AskPanel(QWidget):
         self.progress.setTextVisible(False)
         self.progress_label = QLabel()
         self.progress_label.setObjectName("statName")
+        # A long progress line is cut, never widening the column (and so squeezing
+        # the PDF view beside it); its tooltip has it whole.
+        self.progress_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         row = QHBoxLayout()
         row.addWidget(self.box, 1)
@@ -115,6 +119,7 @@ class AskPanel(QWidget):
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
         self.progress_label.setText(text)
+        self.progress_label.setToolTip(text)
 
     def hide_progress(self) -> None:
         self.progress.setVisible(False)

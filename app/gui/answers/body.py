@@ -135,7 +135,7 @@ class Body:
                 if cut - raw > done:
                     add(token.text[done : cut - raw], token.kind, decor.run_at(raw + done))
                     done = cut - raw
-                for mark in decor.marks.get(cut, ()):
+                for mark in decor.marks.get(cut, ()) if cut > raw else ():  # not twice
                     flush()
                     end = self.length + u16len(mark.text)
                     cursor.insertText(mark.text, mark_format(mark))

@@ -101,6 +101,11 @@ class AnswersController(QObject):
         """Whether the answer on screen is kept in the history (it can be exported)."""
         return self._last is not None and self._last.record is not None
 
+    @property
+    def finished(self) -> Finished | None:
+        """The finished answer on screen (None while answering or before any)."""
+        return None if self._last is None else self._last.finished
+
     def set_settings(self, settings: Settings) -> None:
         """The settings the next question is answered with."""
         self._settings = settings

@@ -43,7 +43,7 @@ class Answer:
     added: tuple[AddedCitation, ...] = ()  # citations added from the evidence
 
 
-def _short(text: str, size: int = 48) -> str:
+def _short(text: str, size: int = 32) -> str:
     text = " ".join(text.split())
     return text if len(text) <= size else text[: size - 1] + "…"
 
@@ -91,8 +91,8 @@ class EvidenceFinder(QObject):
             if isinstance(event, PrefillProgress):
                 total = event.total_tokens
                 self._ask.show_progress(
-                    f"Where the target looked for “{what}”: reading the document, "
-                    f"{event.done_tokens:,} of {total:,} tokens · Esc cancels",
+                    f"Evidence for “{what}”: reading the document, {event.done_tokens:,} "
+                    f"of {total:,} tokens · Esc cancels",
                     event.done_tokens / total if total else 1.0,
                 )
             elif isinstance(event, Status):
