@@ -17,7 +17,8 @@ shot is about (`--shot`):
                 RAPIDQA_CACHE, the models' cache kept) so that the read is not cached
 
 `--shot all` takes the last three in one window (the preliminary first, on the cold
-cache). `--cold` empties the KV cache for the other shots too.
+cache). `--cold` empties the KV cache for the other shots too. The answer shot shows
+rejected drafts (the default setting); the others hide them, for the marks' sake.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ SHOTS = {
     "preliminary": DOCS / "screenshot-preliminary.png",
 }
 QUESTION = "How high is the focal plane of the light above mean high water?"
+# Its answer has a run the target wrote beyond the passages (Qwen2.5-Coder 1.5B / 0.5B).
+PROVENANCE_QUESTION = "When was the Harrow Point light first exhibited?"
 
 
 def main() -> int:
@@ -48,11 +51,14 @@ def main() -> int:
     parser.add_argument("--shot", choices=[*SHOTS, "all"], default="answer")
     parser.add_argument("--out", type=Path, help="where to write a single shot (default: docs/)")
     parser.add_argument("--tokens", type=int, default=12, help="grab after this many answer tokens")
-    parser.add_argument("--question", default=QUESTION)
+    parser.add_argument("--question", help="default: the focal plane question for the "
+                        "answer shot, the first sample question for the others")  # fmt: skip
     parser.add_argument("--cold", action="store_true", help="start from an empty KV cache")
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args()
-    shots = ["preliminary", "citations", "evidence"] if args.shot == "all" else [args.shot]
+    # In this order the evidence shot clicks a run of the preliminary shot's answer
+    # (the first, cold read of the document), which has one with the default pair.
+    shots = ["preliminary", "evidence", "citations"] if args.shot == "all" else [args.shot]
     work = Path(tempfile.mkdtemp(prefix="rapidqa-shot-"))
     if args.cold or "preliminary" in shots:
         _cold_kv_cache(work)
@@ -74,9 +80,12 @@ def main() -> int:
     shooter = Shooter(app, window, args.timeout)
     shooter.wait(lambda: not worker.busy and not window.jobs.in_flight,
                  "the sample to be added and the models loaded")  # fmt: skip
+    if args.shot != "answer":
+        window.answer.set_show_rejected(False)  # the marks and runs read better
     for shot in shots:
         out = args.out if args.out is not None and len(shots) == 1 else SHOTS[shot]
-        getattr(shooter, shot)(args, out)
+        question = args.question or (QUESTION if shot == "answer" else PROVENANCE_QUESTION)
+        getattr(shooter, shot)(argparse.Namespace(**{**vars(args), "question": question}), out)
     window.close()
     return 0
 

@@ -46,7 +46,6 @@ class TokenStyle:
     background: str
     underline: QTextCharFormat.UnderlineStyle = QTextCharFormat.UnderlineStyle.NoUnderline
     strike: bool = False
-    underline_color: str = ""  # default: the foreground
 
     def char_format(self) -> QTextCharFormat:
         fmt = QTextCharFormat()
@@ -55,7 +54,7 @@ class TokenStyle:
             fmt.setBackground(QColor(self.background))
         if self.underline != QTextCharFormat.UnderlineStyle.NoUnderline:
             fmt.setUnderlineStyle(self.underline)
-            fmt.setUnderlineColor(QColor(self.underline_color or self.foreground))
+            fmt.setUnderlineColor(QColor(self.foreground))
         fmt.setFontStrikeOut(self.strike)
         return fmt
 
@@ -98,18 +97,6 @@ TOKEN_STYLES: dict[str, TokenStyle] = {
         strike=True,
     ),
 }
-
-
-BEYOND_STYLE = TokenStyle(
-    "beyond",
-    "Beyond the passages",
-    "the target wrote this against the drafter: the retrieved passages were not enough "
-    "(click it in the answer to see where the target looked)",
-    "#1F1F1F",
-    "",
-    _U.DotLine,
-    underline_color=BEYOND_COLOR,
-)
 
 
 def app_icon() -> QIcon:

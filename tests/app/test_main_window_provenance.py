@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QTextCursor
+from PySide6.QtWidgets import QLabel
 
 from app.gui.history import AddedCitation, HistoryStore
 from app.gui.main_window import MainWindow
@@ -282,3 +283,18 @@ def test_a_long_progress_line_does_not_squeeze_the_pdf_view(
     qtbot.wait(50)
     assert win.pdf.width() == width and win.ask.progress_label.toolTip() == text
     assert win.ask.minimumSizeHint().width() < 400
+
+
+def test_a_progress_line_too_long_is_cut_with_an_ellipsis(
+    qtbot: Any, window: tuple[MainWindow, FakeEngine]
+) -> None:
+    win, _engine = window
+    wait_idle(qtbot, win)
+    label = win.ask.progress_label
+    text = "Reading the document: 1,708 of 6,762 tokens · 44 s · about 131 s left · " * 4
+    win.ask.show_progress(text, 0.2)
+    qtbot.wait(20)
+    assert label.text() == text and label.toolTip() == text
+    shown = QLabel.text(label)
+    assert shown.endswith("…") and len(shown) < len(text)
+    assert label.fontMetrics().horizontalAdvance(shown) <= label.width()

@@ -4,7 +4,7 @@ the progress of reading a long document (prefill), which can be cancelled."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -35,6 +35,33 @@ class QuestionBox(QLineEdit):
         super().keyPressEvent(event)
 
 
+class ElidedLabel(QLabel):
+    """One line cut with "…" to the width it is given, whole in its tooltip: a long
+    progress line never widens the column (squeezing the PDF view beside it)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def text(self) -> str:
+        """The whole text (what is shown may be cut)."""
+        return self._full
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, self.width())
+        super().setText(shown)
+
+
 class AskPanel(QWidget):
     """Emits `ask_requested(question)` and `cancel_requested()`; shows busy state."""
 
@@ -59,11 +86,8 @@ class AskPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setMaximumHeight(8)
         self.progress.setTextVisible(False)
-        self.progress_label = QLabel()
+        self.progress_label = ElidedLabel()
         self.progress_label.setObjectName("statName")
-        # A long progress line is cut, never widening the column (and so squeezing
-        # the PDF view beside it); its tooltip has it whole.
-        self.progress_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         row = QHBoxLayout()
         row.addWidget(self.box, 1)
@@ -119,7 +143,6 @@ class AskPanel(QWidget):
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
         self.progress_label.setText(text)
-        self.progress_label.setToolTip(text)
 
     def hide_progress(self) -> None:
         self.progress.setVisible(False)

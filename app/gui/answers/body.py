@@ -171,17 +171,31 @@ class Body:
             return self.runs[i][2]
         return -1
 
-    def holes(
-        self, tokens: Sequence[AnswerToken], show_rejected: bool, start: int, end: int
+    def kept_ranges(
+        self,
+        base: int,
+        start: int,
+        end: int,
+        tokens: Sequence[AnswerToken],
+        show_rejected: bool,
     ) -> list[tuple[int, int]]:
-        """What a copy of [start, end) leaves out: rejected drafts (when shown) and the
-        marks not copied ("[?]"), as sorted offset ranges."""
-        holes = [(a, b) for a, b, mark in self.marks if not mark.copied and b > start and a < end]
+        """Document range [start, end) (the body starts at `base`) less what a copy
+        leaves out: rejected drafts (when shown) and the marks not copied ("[?]")."""
+        a0, b0 = start - base, end - base
+        holes = [(a, b) for a, b, mark in self.marks if not mark.copied and b > a0 and a < b0]
         if show_rejected and self.shown:
-            i = max(0, bisect_right(self.starts, start) - 1)
-            while i < len(self.shown) and self.starts[i] < end:
+            i = max(0, bisect_right(self.starts, a0) - 1)
+            while i < len(self.shown) and self.starts[i] < b0:
                 token = tokens[self.shown[i]]
                 if token.kind == "rejected":
                     holes.append((self.starts[i], self.starts[i] + u16len(token.text)))
                 i += 1
-        return sorted(holes)
+        ranges: list[tuple[int, int]] = []
+        here = start
+        for a, b in sorted(holes):
+            if base + a > here:
+                ranges.append((here, min(base + a, end)))
+            here = max(here, base + b)
+        if here < end:
+            ranges.append((here, end))
+        return ranges

@@ -15,7 +15,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from PySide6.QtGui import QColor, QTextCharFormat
+from PySide6.QtGui import QColor, QFont, QTextCharFormat
 
 from app.gui.answers.tokens import AnswerToken
 from app.gui.history import AddedCitation
@@ -152,6 +152,7 @@ def mark_format(mark: Mark) -> QTextCharFormat:
     fmt = QTextCharFormat()
     fmt.setVerticalAlignment(QTextCharFormat.VerticalAlignment.AlignSuperScript)
     fmt.setForeground(QColor(ACCENT if mark.supported else MUTED))
+    fmt.setFontWeight(QFont.Weight.DemiBold if mark.supported else QFont.Weight.Normal)
     if mark.href:
         fmt.setAnchor(True)
         fmt.setAnchorHref(mark.href)

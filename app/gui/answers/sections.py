@@ -16,10 +16,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from PySide6.QtGui import QColor, QFont, QTextBlockFormat, QTextCharFormat, QTextCursor
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QTextBlockFormat,
+    QTextCharFormat,
+    QTextCursor,
+    QTextFormat,
+)
 
 from app.gui.answers.citations import EvidenceNote
-from app.gui.theme import ACCENT
+from app.gui.theme import ACCENT, BEYOND_COLOR
 from core.events import ChunkRef
 
 State = Literal["", "streaming", "done", "cancelled", "replaced"]
@@ -59,13 +66,48 @@ class Preliminary:
         """Shown where the answer will stream (no RAPID token yet)."""
         return self.state in ("streaming", "done", "cancelled")
 
+    def add(self, text: str) -> None:
+        """Streamed text (dropped once cancelled)."""
+        if self.state != "cancelled":
+            self.text += text
+            self.state = "streaming"
 
-def fmt(color: str, *, bold: bool = False, italic: bool = False) -> QTextCharFormat:
+    def complete(self, answer: str) -> None:
+        self.text = answer or self.text
+        self.state = "done"
+
+    def cancel(self) -> bool:
+        """Cancelled before the first round; returns whether one was shown."""
+        if not self.in_place:
+            return False
+        self.state = "cancelled"
+        return True
+
+    def give_way(self) -> None:
+        """The RAPID answer's first round arrived."""
+        if self.in_place:
+            self.state = "replaced"
+
+    def settle(self, text: str, answered: bool) -> None:
+        """The answer finished (`answered`: with tokens); `text` is `Finished.preliminary`."""
+        self.text = text or self.text
+        if self.in_place:
+            self.state = "replaced" if answered else "cancelled"
+        elif self.text:
+            self.state = "replaced"
+
+
+def fmt(
+    color: str, *, bold: bool = False, italic: bool = False, larger: bool = False
+) -> QTextCharFormat:
+    """A character format of the answer view's document."""
     out = QTextCharFormat()
     out.setForeground(QColor(color))
     if bold:
         out.setFontWeight(QFont.Weight.DemiBold)
     out.setFontItalic(italic)
+    if larger:
+        out.setProperty(QTextFormat.Property.FontSizeAdjustment, 1)
     return out
 
 
@@ -104,6 +146,21 @@ def write_section(cursor: QTextCursor, prelim: Preliminary) -> None:
     if prelim.open:
         _block(cursor, top=2, left=14)
         cursor.insertText(prelim.text.strip(), fmt(_TEXT, italic=True))
+
+
+def write_runs_hint(cursor: QTextCursor, runs: int) -> None:
+    """What the dotted orange underline means (the answer has `runs` such runs)."""
+    _block(cursor, top=10)
+    sample = fmt(MUTED)
+    sample.setUnderlineStyle(QTextCharFormat.UnderlineStyle.DotLine)
+    sample.setUnderlineColor(QColor(BEYOND_COLOR))
+    cursor.insertText("Dotted orange", sample)
+    which, it = ("a run", "it") if runs == 1 else (f"{runs} runs", "one")
+    cursor.insertText(
+        f": {which} the target wrote against the drafter (the retrieved passages were not "
+        f"enough). Click {it} to see where in the document the target looked.",
+        fmt(MUTED),
+    )
 
 
 def write_note(cursor: QTextCursor, note: EvidenceNote) -> None:

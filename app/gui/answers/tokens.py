@@ -10,7 +10,7 @@ from PySide6.QtCore import QSize
 from PySide6.QtGui import QPainter, QPaintEvent, QTextCursor, QTextDocument
 from PySide6.QtWidgets import QHBoxLayout, QSizePolicy, QWidget
 
-from app.gui.theme import BEYOND_STYLE, TOKEN_STYLES, TokenStyle
+from app.gui.theme import TOKEN_STYLES, TokenStyle
 from core.events import DraftStep
 
 Kind = Literal["accepted", "rejected", "target", "correction", "bonus"]
@@ -96,8 +96,7 @@ class LegendEntry(QWidget):
 
 
 class Legend(QWidget):
-    """A row of legend entries, one per token kind, and one for the runs written
-    beyond the passages (`beyond`, shown when the answer has any)."""
+    """A row of legend entries, one per token kind."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -107,6 +106,3 @@ class Legend(QWidget):
         self.entries = {kind: LegendEntry(TOKEN_STYLES[kind], self) for kind in KINDS}
         for entry in self.entries.values():
             row.addWidget(entry)
-        self.beyond = LegendEntry(BEYOND_STYLE, self)
-        self.beyond.hide()
-        row.addWidget(self.beyond)

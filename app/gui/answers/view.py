@@ -21,36 +21,23 @@ from typing import Any
 
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import (
-    QColor,
-    QFont,
     QGuiApplication,
     QTextBlockFormat,
     QTextCharFormat,
     QTextCursor,
-    QTextFormat,
 )
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from app.gui.answers import sections
 from app.gui.answers.body import AnswerBrowser, Body
 from app.gui.answers.citations import BEYOND_TIP, EvidenceNote, plan, spot_for
-from app.gui.answers.sections import MUTED, WARNING, Preliminary
+from app.gui.answers.sections import MUTED, WARNING, Preliminary, fmt
 from app.gui.answers.tokens import KINDS, AnswerToken, Legend, tokens_of, u16len
 from app.gui.history import AddedCitation
 from app.gui.theme import TOKEN_STYLES
 from core.events import BeyondRun, ChunkRef, DraftStep, Finished, SentenceCitation
 
 __all__ = ["AnswerBrowser", "AnswerToken", "AnswerView", "tokens_of"]
-
-
-def _fmt(color: str, *, bold: bool = False, larger: bool = False) -> QTextCharFormat:
-    fmt = QTextCharFormat()
-    fmt.setForeground(QColor(color))
-    if bold:
-        fmt.setFontWeight(QFont.Weight.DemiBold)
-    if larger:
-        fmt.setProperty(QTextFormat.Property.FontSizeAdjustment, 1)
-    return fmt
 
 
 class AnswerView(QWidget):
@@ -111,12 +98,7 @@ class AnswerView(QWidget):
 
     def begin(self, question: str) -> None:
         """Start a new answer: clear everything and show `question` as the heading."""
-        self._question = question
-        self._notices, self._status, self._chunks, self._stop_reason = [], "", (), None
-        self._tokens = []
-        self._set_provenance((), (), ())
-        self._prelim, self._note = Preliminary(), None
-        self._render()
+        self.restore(question, ())
 
     def show_status(self, text: str) -> None:
         """A muted line before the first token (under a preliminary answer's label
@@ -128,26 +110,21 @@ class AnswerView(QWidget):
 
     def add_preliminary(self, text: str) -> None:
         """Append streamed text of the preliminary answer (before the first round)."""
-        if self._tokens or self._prelim.state == "cancelled":
-            return
-        self._prelim.text += text
-        self._prelim.state = "streaming"
-        self._write_status()
+        if not self._tokens:
+            self._prelim.add(text)
+            self._write_status()
 
     def preliminary_done(self, answer: str) -> None:
         """The preliminary answer is complete (the target still reads)."""
-        if self._tokens:
-            return
-        self._prelim.text = answer or self._prelim.text
-        self._prelim.state = "done"
-        self._write_status()
+        if not self._tokens:
+            self._prelim.complete(answer)
+            self._write_status()
 
     def cancel_preliminary(self) -> bool:
         """Cancelled before the first round: a preliminary answer stays, so labelled.
         Returns whether there was one."""
-        if not self._prelim.in_place or self._tokens:
+        if self._tokens or not self._prelim.cancel():
             return False
-        self._prelim.state = "cancelled"
         self._status = ""
         self._write_status()
         return True
@@ -170,8 +147,7 @@ class AnswerView(QWidget):
         if self._status_len:
             self._select(self._header_end, self._body_start).removeSelectedText()
             self._status, self._status_len = "", 0
-        if self._prelim.in_place:
-            self._prelim.state = "replaced"
+        self._prelim.give_way()
         bar = self.browser.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
         first = len(self._tokens)
@@ -188,11 +164,7 @@ class AnswerView(QWidget):
         its sources, its preliminary answer and why it stopped, if not at EOS."""
         self._chunks = f.chunks
         self._stop_reason = f.stop_reason
-        self._prelim.text = f.preliminary or self._prelim.text
-        if self._prelim.in_place:
-            self._prelim.state = "replaced" if self._tokens else "cancelled"
-        elif self._prelim.text and not self._prelim.state:
-            self._prelim.state = "replaced"
+        self._prelim.settle(f.preliminary, bool(self._tokens))
         self._status = ""
         self._set_provenance(f.citations, f.beyond, ())
         if self._tokens and (self._citations or self._beyond):
@@ -224,18 +196,13 @@ class AnswerView(QWidget):
     ) -> None:
         """Show a past answer again: `tokens` as `tokens()` gave them (dicts from the
         history are fine), with its marks, runs and preliminary answer."""
-        self._question = question
-        self._notices, self._status = [], ""
-        self._chunks = finished.chunks if finished else ()
-        self._stop_reason = finished.stop_reason if finished else None
+        self._question, self._notices, self._status, self._note = question, [], "", None
         self._tokens = [t if isinstance(t, AnswerToken) else AnswerToken(**t) for t in tokens]
-        if finished is None:
-            self._set_provenance((), (), ())
-        else:
-            self._set_provenance(finished.citations, finished.beyond, added)
-        text = finished.preliminary if finished else ""
+        f = finished
+        self._chunks, self._stop_reason = (f.chunks, f.stop_reason) if f else ((), None)
+        self._set_provenance(f.citations if f else (), f.beyond if f else (), added)
+        text = f.preliminary if f else ""
         self._prelim = Preliminary(text, "replaced" if text else "")
-        self._note = None
         self._render()
 
     def tokens(self) -> list[dict[str, Any]]:
@@ -345,7 +312,6 @@ class AnswerView(QWidget):
         added: Sequence[AddedCitation],
     ) -> None:
         self._citations, self._beyond, self._added = tuple(citations), tuple(beyond), tuple(added)
-        self.legend.beyond.setVisible(bool(self._beyond))
 
     def _rerender(self) -> None:
         """`_render`, keeping the scroll position as a share of the document."""
@@ -361,7 +327,7 @@ class AnswerView(QWidget):
         self._body.clear()
         cursor = QTextCursor(self.browser.document())
         if self._question:
-            cursor.insertText(self._question, _fmt("#1F1F1F", bold=True, larger=True))
+            cursor.insertText(self._question, fmt("#1F1F1F", bold=True, larger=True))
             block = QTextBlockFormat()
             block.setBottomMargin(8)
             cursor.setBlockFormat(block)
@@ -386,7 +352,7 @@ class AnswerView(QWidget):
         if self._prelim.in_place and not self._tokens:
             sections.write_in_place(cursor, self._prelim, self._status)
         elif self._status and not self._tokens:
-            cursor.insertText(self._status, _fmt(MUTED))
+            cursor.insertText(self._status, fmt(MUTED))
         self._status_len = cursor.position() - self._header_end
 
     def _insert_notice(self, text: str, level: str) -> None:
@@ -395,14 +361,17 @@ class AnswerView(QWidget):
         color = WARNING if warn else MUTED
         cursor = QTextCursor(self.browser.document())
         cursor.setPosition(self._header_end)
-        cursor.insertText(line, _fmt(color))
+        cursor.insertText(line, fmt(color))
         self._header_end += u16len(line)
 
     def _write_footer(self) -> None:
-        """Replace everything after the body: the evidence note, the sources (added
-        citations after them), the preliminary answer's section, the stop note."""
+        """Replace everything after the body: what the runs beyond the passages are,
+        the evidence note, the sources (added citations after them), the preliminary
+        answer's section, the stop note."""
         cursor = self._select(self._body_end, self.browser.document().characterCount() - 1)
         cursor.removeSelectedText()
+        if self._beyond and self._tokens:
+            sections.write_runs_hint(cursor, len(self._beyond))
         if self._note is not None and self._tokens:
             sections.write_note(cursor, self._note)
         sections.write_sources(cursor, self._source_list(), len(self._chunks))
@@ -416,17 +385,8 @@ class AnswerView(QWidget):
 
     def _kept_ranges(self, start: int, end: int) -> list[tuple[int, int]]:
         """[start, end) less rejected drafts (when shown) and uncopied marks ("[?]")."""
-        base = self._body_start
-        holes = self._body.holes(self._tokens, self._show_rejected, start - base, end - base)
-        ranges: list[tuple[int, int]] = []
-        here = start
-        for a, b in holes:
-            if base + a > here:
-                ranges.append((here, min(base + a, end)))
-            here = max(here, base + b)
-        if here < end:
-            ranges.append((here, end))
-        return ranges
+        body = self._body
+        return body.kept_ranges(self._body_start, start, end, self._tokens, self._show_rejected)
 
     def _on_anchor(self, url: QUrl) -> None:
         href = url.toString()
