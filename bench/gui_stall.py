@@ -9,6 +9,9 @@ thread and a fresh library:
   index     adding a large PDF (default: the R reference manual, 2,415 pages) for
             `--index-seconds`, while the PDF view scrolls, then cancelling it
   answer    answering the sample question on the sample document, end to end
+  evidence  where the target looked for the answer's first run beyond the passages
+            (or, without one, a run over its first tokens), through the window's
+            code path (the answer view's click), until the heat overlay is drawn
 
 Prints a table (max, p99 and median stall per phase, and the max as a ratio to the
 idle floor) and writes it to bench/results/gui_stall.md.
@@ -26,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -119,6 +123,16 @@ def main() -> int:
     window.ask.ask_button.click()
     run_phase("answer", lambda: idle() and not window.answer_ctl.answering)
     tokens = sum(window.answer.counts().values())
+    run, how = evidence_run(window)
+    t_evidence = time.monotonic()
+    if how == "beyond":
+        window.answer.beyond_clicked.emit(run)  # what a click on the run emits
+    else:
+        window.answer_ctl.show_evidence(run)
+    run_phase("evidence", lambda: idle() and not window.answer_ctl.answering)
+    evidence_s = time.monotonic() - t_evidence
+    heat = len(window.pdf.overlay.heat)
+    problem = window.banner.message if not window.pdf.overlay.heat_shown else ""
     window.close()
 
     floor = max(rows[1][2].max_stall_ms, 1.0)
@@ -135,17 +149,42 @@ def main() -> int:
         )
     worst = max(m.max_stall_ms for name, _s, m in rows if name in ("index", "answer"))
     verdict = "within" if worst <= TARGET_MS else "over"
+    ev = rows[-1][2].max_stall_ms
+    ev_verdict = "within" if ev <= TARGET_MS else "over"
+    shown = f"{heat} spots drawn" if not problem else f"no overlay: {problem}"
     text = "\n".join(lines) + (
         f"\n\nLongest stall while indexing or answering: {worst:.1f} ms ({verdict} the "
         f"{TARGET_MS:.0f} ms target). Indexed {args.pdf.name} for {args.index_seconds:.0f} s "
         f"while scrolling the viewer, then cancelled (the worker stopped {cancel_s:.2f} s "
-        f"later); the answer streamed {tokens} tokens. Qt platform: "
-        f"{os.environ.get('QT_QPA_PLATFORM')}; {os.cpu_count()} CPU cores.\n"
+        f"later); the answer streamed {tokens} tokens. Where the target looked for "
+        f"{how_text(how, run)}: {evidence_s:.1f} s, longest stall {ev:.1f} ms ({ev_verdict} "
+        f"the target; {shown}). Qt platform: {os.environ.get('QT_QPA_PLATFORM')}; "
+        f"{os.cpu_count()} CPU cores.\n"
     )
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     return 0
+
+
+def evidence_run(window: Any) -> tuple[Any, str]:
+    """The answer's first run beyond the passages, else one over its first 8 emitted
+    tokens (the view's tokens give its characters); and which it is."""
+    from core.events import BeyondRun
+
+    finished = window.answer_ctl.finished
+    if finished is not None and finished.beyond:
+        return finished.beyond[0], "beyond"
+    texts = [t.text for t in window.answer.model() if t.kind != "rejected"][:8]
+    raw = "".join(texts)
+    lead = len(raw) - len(raw.lstrip())
+    return BeyondRun(0, len(texts), 0, max(len(raw) - lead, 1), 0), "opening"
+
+
+def how_text(how: str, run: Any) -> str:
+    if how == "beyond":
+        return f"its first run beyond the passages (tokens {run.first}-{run.last})"
+    return f"its first {run.last} tokens (the answer had no run beyond the passages)"
 
 
 if __name__ == "__main__":
