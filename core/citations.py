@@ -275,6 +275,10 @@ def beyond_runs(
             start, end = spans[a][0], spans[b - 1][1]
             while start < end and answer[start].isspace():
                 start += 1
+            while 0 < start < end and answer[start - 1].isalnum() and answer[start].isalnum():
+                start -= 1  # whole words: "Har|row" marks "Harrow"
+            while 0 < end < len(answer) and answer[end - 1].isalnum() and answer[end].isalnum():
+                end += 1
             runs.append(BeyondRun(a, b, start, end, count))
 
     for s in steps:

@@ -111,13 +111,13 @@ class AnswerSession:
                 drafter_chunks,
             )  # fmt: skip
             if early is None:
-                yield cancelled_answer(cfg, t_start)
+                yield cancelled_answer(cfg, t_start, drafter_chunks)
                 return
             preliminary = early
         t_prefill = time.perf_counter()
         seq = yield from self.runtime.target_sequence(target, target_prompt, cfg)
-        if seq is None:
-            yield cancelled_answer(cfg, t_start)
+        if seq is None:  # cancelled while the target read
+            yield cancelled_answer(cfg, t_start, drafter_chunks, preliminary)
             return
         target_prefill_s = time.perf_counter() - t_prefill
 
@@ -150,7 +150,7 @@ class AnswerSession:
                 d_ids = drafter_prompt.ids
                 reused = yield from self.runtime.drafter_sequence(drafter, d_ids, extra, cfg)
                 if reused is None:
-                    yield cancelled_answer(cfg, t_start)
+                    yield cancelled_answer(cfg, t_start, drafter_chunks, preliminary)
                     return
                 dseq = reused
             head_ids = trimmed_head_ids(d_ids, f.vocab_size) if f.fast is not None else None
@@ -194,7 +194,11 @@ class AnswerSession:
         self.runtime.verify_costs[cost_key] = result.verify_costs
         chunks = drafter_chunks or target_chunks
         answer = detok.text.strip()
-        citations = cite(answer, answer_tokens(steps), chunks, self._narrow) if chunks else ()
+        tokens = answer_tokens(steps)
+        # Spans are measured on the tokens' texts; where they differ from the decoded
+        # answer (a character split across tokens), no spans rather than wrong ones.
+        spans_ok = "".join(t.text for t in tokens).strip() == answer
+        citations = cite(answer, tokens, chunks, self._narrow) if chunks and spans_ok else ()
         if citations:
             citations, found = cite_document(
                 answer, citations, chunks, lambda s: self._search(s, doc_ids), self._narrow
@@ -216,7 +220,7 @@ class AnswerSession:
             chunks=chunks,
             time_to_first_token_s=(first_token_at or time.perf_counter()) - t_start,
             citations=citations,
-            beyond=beyond_runs(steps) if drafter_chunks else (),
+            beyond=beyond_runs(steps) if drafter_chunks and spans_ok else (),
             answer_ids=tuple(result.tokens),
             preliminary=preliminary,
         )
@@ -273,12 +277,16 @@ class TargetContext:
     doc_tokens: int
 
 
-def cancelled_answer(cfg: DecodeConfig, t_start: float) -> Finished:
-    """The `Finished` of a question cancelled before its first token."""
+def cancelled_answer(
+    cfg: DecodeConfig, t_start: float, chunks: tuple[ChunkRef, ...] = (), preliminary: str = ""
+) -> Finished:
+    """The `Finished` of a question cancelled before its first token: the passages
+    retrieved and the preliminary answer so far are kept."""
     return Finished(
         answer="", mode=cfg.mode, stop_reason="cancelled", new_tokens=0, rounds=0,
         drafted=0, accepted=0, target_prefill_s=0.0, drafter_prefill_s=0.0, decode_s=0.0,
-        end_to_end_s=time.perf_counter() - t_start, baseline_step_s=0.0,
+        end_to_end_s=time.perf_counter() - t_start, baseline_step_s=0.0, chunks=chunks,
+        preliminary=preliminary,
     )  # fmt: skip
 
 

@@ -161,3 +161,15 @@ def test_unsupported_sentences_are_cited_from_the_rest_of_the_document() -> None
     assert [c.passages for c in cites] == [(1,), (2,), ()]
     assert cites[1].spots[0].text == "He served from 1871 to 1897."
     assert cites[1].spots[0].origin == "document" and cites[0] == first[0]
+
+
+def test_beyond_runs_cover_whole_words() -> None:
+    """A run that starts inside a word ("Har|row") marks the whole word."""
+    first = replace(_step(1, 2, 2, "bonus"), drafted_texts=(" The", " Har"), token_text="")
+    first = replace(first, token_id=None)
+    runs = [replace(_step(n, 3, 0, "correction"), token_text=t)
+            for n, t in ((2, "row"), (3, " Point"))]  # fmt: skip
+    (run,) = beyond_runs([first, *runs])
+    answer = _answer(answer_tokens([first, *runs]))
+    assert answer == "The Harrow Point"
+    assert answer[run.start : run.end] == "Harrow Point" and run.first == 2

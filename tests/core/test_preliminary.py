@@ -120,3 +120,20 @@ def test_cancel_during_the_preliminary_answer(tiny_model_dir: Path, pdf: Path) -
     assert isinstance(after[-1], Finished) and after[-1].stop_reason != "cancelled"
     assert [e for e in after if isinstance(e, PreliminaryAnswer)]
     assert [e for e in after if isinstance(e, DraftStep)]
+
+
+def test_cancel_while_the_target_reads_keeps_the_preliminary(
+    tiny_model_dir: Path, pdf: Path
+) -> None:
+    engine = _engine(tiny_model_dir)
+    cfg = DecodeConfig(mode="sd", max_new_tokens=12, preliminary_min_tokens=1,
+                       prefill_chunk=64)  # fmt: skip
+    events: list[Event] = []
+    for e in engine.ask(QUESTION, [pdf], cfg):
+        events.append(e)
+        if isinstance(e, PrefillProgress) and e.role == "target":
+            engine.cancel()
+    fin = events[-1]
+    (early,) = [e for e in events if isinstance(e, PreliminaryAnswer)]
+    assert isinstance(fin, Finished) and fin.stop_reason == "cancelled"
+    assert fin.preliminary == early.answer and fin.chunks == early.chunks
