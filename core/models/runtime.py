@@ -14,7 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -114,7 +114,7 @@ class ModelRuntime:
         """A drafter sequence holding d_ids[:-1]: the last question's when its drafter
         context was the same (another mode or setting on the same question), else
         prefilled. None when cancelled."""
-        key = prefix_key(drafter.key + self.prefill_tag(drafter), drafter.dtype, d_ids)
+        key = self._prefix_key(drafter, d_ids)
         live, self._live_drafter = self._live_drafter, None
         cached = 0
         if live is not None and live.key == key:
@@ -165,10 +165,15 @@ class ModelRuntime:
         assert self.target is not None
         return self.target.device
 
+    def _prefix_key(self, m: LoadedModel, ids: Sequence[int]) -> str:
+        """The KV key of `ids` read by `m`: the model's content, how it runs, its dtype
+        and the tokens."""
+        return prefix_key(m.key + self.prefill_tag(m), m.dtype, ids)
+
     def uncached_prefix(self, target: LoadedModel, prompt: Prompt) -> int:
         """Tokens of `prompt`'s prefix the target would have to read (0 when its KV is
         live or stored)."""
-        key = prefix_key(target.key + self.prefill_tag(target), target.dtype, prompt.prefix)
+        key = self._prefix_key(target, prompt.prefix)
         if (self._live is not None and self._live.key == key) or key in self.kv:
             return 0
         return len(prompt.prefix)
@@ -179,7 +184,7 @@ class ModelRuntime:
         """A target sequence holding prompt[:-1]: the prefix from the live sequence or
         the KV store when possible, else prefilled (and stored)."""
         f = self.factory(target)
-        key = prefix_key(target.key + self.prefill_tag(target), target.dtype, prompt.prefix)
+        key = self._prefix_key(target, prompt.prefix)
         need = len(prompt) + cfg.max_new_tokens + cfg.gamma + 8
         live = self._live
         self._live = None  # invalid until this question's prefill completes
