@@ -62,9 +62,8 @@ def preliminary_answer(
         token = int(logits[0, :vocab].argmax())
         if token in eos:
             break
-        before = detok.text
+        (delta,) = detok.preview([token])  # the loop's rule for a token's text in context
         detok.commit([token])
-        delta = detok.text[len(before) :] if detok.text.startswith(before) else detok.text
         if delta:
             yield PreliminaryToken(delta)
     answer = detok.text.strip()
