@@ -175,15 +175,21 @@ class Engine:
             yield Status("The chunking settings changed: re-indexing the library ...")
             yield from self.library.reindexing(chunking, counter, self._cancel.is_set)
 
-    def _loaded(self, doc_id: str) -> Generator[Event, None, Document]:
-        doc = self.library.document(doc_id)
+    def _read(self, doc_ids: Sequence[str]) -> Generator[Event, None, list[Document]]:
+        """The library documents `doc_ids`, in the order given and once each, tokenized
+        for the target (cached); one `DocumentRead` each."""
         assert self.target is not None
-        if doc.doc_id not in self._doc_tokens:
-            self._doc_tokens[doc.doc_id] = self.target.tokenizer.encode(
-                doc.text, add_special_tokens=False
-            )
-        yield DocumentRead(doc.doc_id, doc.title, len(doc.pages), len(self._doc_tokens[doc.doc_id]))
-        return doc
+        docs = []
+        for doc_id in dict.fromkeys(doc_ids):
+            doc = self.library.document(doc_id)
+            if doc.doc_id not in self._doc_tokens:
+                self._doc_tokens[doc.doc_id] = self.target.tokenizer.encode(
+                    doc.text, add_special_tokens=False
+                )
+            tokens = len(self._doc_tokens[doc.doc_id])
+            yield DocumentRead(doc.doc_id, doc.title, len(doc.pages), tokens)
+            docs.append(doc)
+        return docs
 
     @quiet
     def ask(
@@ -216,9 +222,7 @@ class Engine:
             refs.append(info.doc_id)
         yield from self.load_models()
         yield from self.reindex()
-        docs: list[Document] = []
-        for doc_id in dict.fromkeys(refs):  # in the order given, once each
-            docs.append((yield from self._loaded(doc_id)))
+        docs = yield from self._read(refs)
         yield from self._session().ask(question, docs, cfg, t_start)
 
     @quiet
@@ -239,9 +243,8 @@ class Engine:
         _check_config(cfg)
         self._cancel.clear()
         yield from self.load_models()
-        docs: list[Document] = []
-        for doc_id in dict.fromkeys(doc_ids or [i.doc_id for i in self.library.documents()]):
-            docs.append((yield from self._loaded(self.library.info(doc_id).doc_id)))
+        refs = doc_ids or [i.doc_id for i in self.library.documents()]
+        docs = yield from self._read([self.library.info(d).doc_id for d in refs])
         yield from locate_evidence(self._session(), question, docs, answer_ids, run, passages, cfg)
 
     def _session(self) -> AnswerSession:
@@ -262,9 +265,7 @@ class Engine:
             infos.append((yield from self.add(path, password)))
         yield from self.load_models()
         assert self.target is not None
-        docs = []
-        for info in infos:
-            docs.append((yield from self._loaded(info.doc_id)))
+        docs = yield from self._read([info.doc_id for info in infos])
         text, _ = join_documents(docs)
         return build_prompt(self.target.tokenizer, text, question)
 

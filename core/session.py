@@ -60,7 +60,6 @@ class AnswerSession:
         self.retriever = retriever
         self._doc_tokens = doc_tokens
         self._token_spans = token_spans
-        self._cancel = cancel
         self.cancelled = cancel.is_set  # whether the user cancelled the running job
 
     def ask(
@@ -107,7 +106,7 @@ class AnswerSession:
             self.runtime, target, target_prompt, cfg
         ):
             early = yield from preliminary_answer(
-                self.runtime, drafter, drafter_prompt, cfg, self._cancel.is_set, t_start,
+                self.runtime, drafter, drafter_prompt, cfg, self.cancelled, t_start,
                 drafter_chunks,
             )  # fmt: skip
             if early is None:
@@ -183,7 +182,7 @@ class AnswerSession:
             seq, prompt_ids[-1], cfg,
             vocab=int(target.model.config.vocab_size), eos_ids=frozenset(target.eos_ids),
             detok=detok, drafter=model_drafter, lookup=lookup,
-            cancelled=self._cancel.is_set, result=result,
+            cancelled=self.cancelled, result=result,
             cost_prior=self.runtime.verify_costs.get(cost_key),
         ):  # fmt: skip
             if not first_token_at and result.tokens:
