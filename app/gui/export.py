@@ -129,6 +129,7 @@ def to_json(record: AnswerRecord) -> str:
     """The export for tools: answer, sentences and their sources, beyond runs, the
     preliminary answer, sources with pages, statistics, settings."""
     f = record.finished
+    cited = sentences(f, record.added)
     out: dict[str, Any] = {
         "question": record.question,
         "documents": [
@@ -136,8 +137,8 @@ def to_json(record: AnswerRecord) -> str:
         ],
         "answer": record.answer,
         "answer_with_marks": answer_with_marks(f, record.added),
-        "sentences": sentences(f, record.added),
-        "unsupported_sentences": sum(not s["supported"] for s in sentences(f, record.added)),
+        "sentences": cited,
+        "unsupported_sentences": sum(not s["supported"] for s in cited),
         "beyond_passages": beyond(f),
         "preliminary_answer": f.preliminary,
         "citations": citations(f, record.added),
